@@ -1,0 +1,147 @@
+"""Settings: the one place that reads the environment.
+
+With no settings at all the service runs embedded (SQLite, a filesystem broker, the bundled
+model, files under ./var). Production points the URLs at Postgres and Redis and must supply
+its secrets: a missing one is a start-up error, never a silent default.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Resolved from this file, not the working directory, so `imagebooth serve` finds the
+# bundled model wherever it is started from.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_MODEL_PATH = REPO_ROOT / "models" / "shapes-v1"
+
+# Only ever used outside production; long enough to satisfy the production length check
+# so that tests exercising production code paths can reuse it deliberately.
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
+MIN_PRODUCTION_SECRET_LENGTH = 32
+FILESYSTEM_BROKER_URL = "filesystem://"
+MEBIBYTE = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="IMAGEBOOTH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    redis_url: str | None = None
+    broker_url: str | None = None
+    model_path: Path = BUNDLED_MODEL_PATH
+    secret_key: SecretStr | None = None
+
+    free_daily_credits: int = Field(25, ge=0)
+    image_credit_cost: int = Field(1, ge=0)
+    finetune_credit_cost: int = Field(20, ge=0)
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+
+    max_upload_bytes: int = Field(15 * MEBIBYTE, gt=0)
+    max_json_bytes: int = Field(1 * MEBIBYTE, gt=0)
+    # A subject upload carries up to five photos plus form fields.
+    max_multipart_bytes: int = Field(80 * MEBIBYTE, gt=0)
+    session_max_age_s: int = Field(14 * 24 * 3600, gt=0)
+    log_level: str = "INFO"
+
+    @field_validator("database_url", "redis_url", "broker_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # `IMAGEBOOTH_REDIS_URL=` in a compose file means "not configured".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        self.model_path = self.model_path.expanduser().resolve()
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.data_dir / 'imagebooth.db'}"
+        self.database_url = _with_psycopg_driver(self.database_url)
+        if self.broker_url is None:
+            self.broker_url = self.redis_url or FILESYSTEM_BROKER_URL
+        return self
+
+    @model_validator(mode="after")
+    def _require_production_secrets(self) -> Settings:
+        if self.env != "production":
+            if self.secret_key is None:
+                self.secret_key = SecretStr(DEVELOPMENT_SECRET_KEY)
+            return self
+        problems = []
+        secret = self.secret_key.get_secret_value() if self.secret_key else ""
+        if len(secret) < MIN_PRODUCTION_SECRET_LENGTH or secret == DEVELOPMENT_SECRET_KEY:
+            problems.append(
+                f"IMAGEBOOTH_SECRET_KEY must be set to a random string of at least "
+                f"{MIN_PRODUCTION_SECRET_LENGTH} characters "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if self.stripe_secret_key and not self.stripe_webhook_secret:
+            problems.append(
+                "IMAGEBOOTH_STRIPE_WEBHOOK_SECRET must be set when IMAGEBOOTH_STRIPE_SECRET_KEY is"
+            )
+        if problems:
+            raise ValueError("production settings incomplete: " + "; ".join(problems))
+        return self
+
+    # --- derived values -------------------------------------------------------------
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_filesystem_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem:")
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def broker_transport_options(self) -> dict[str, Any]:
+        if not self.uses_filesystem_broker:
+            return {}
+        # One folder in and out: producers and consumers share a single mailbox.
+        queue_dir = str(self.broker_dir / "queue")
+        return {
+            "data_folder_in": queue_dir,
+            "data_folder_out": queue_dir,
+            "control_folder": str(self.broker_dir / "control"),
+            "processed_folder": str(self.broker_dir / "processed"),
+            "store_processed": False,
+            "polling_interval": 0.02,
+        }
+
+    def secret(self) -> str:
+        assert self.secret_key is not None  # filled by the validator
+        return self.secret_key.get_secret_value()
+
+
+def _with_psycopg_driver(url: str) -> str:
+    # Plain postgres URLs (as Heroku-style platforms hand out) would pick psycopg2,
+    # which is not installed; we ship psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

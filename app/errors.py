@@ -1,0 +1,127 @@
+"""One error family, rendered by one handler: JSON under /api, a page for the browser.
+
+Clients never see a stack trace: unexpected exceptions become a generic 500, an unreachable
+database a 503 `service_unavailable`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """An error the client can act on: a stable `code`, a readable `message`, a status."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.headers = headers or {}
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.details}}
+
+
+class NotFound(AppError):
+    def __init__(self, what: str = "resource") -> None:
+        # Another user's object answers exactly like a missing one.
+        super().__init__("not_found", f"{what.capitalize()} not found.", 404)
+
+
+class ServiceUnavailable(AppError):
+    def __init__(self, message: str = "The service is temporarily unavailable; try again shortly.") -> None:
+        super().__init__("service_unavailable", message, 503, headers={"Retry-After": "5"})
+
+
+def wants_json(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith("/api/") or path in ("/healthz", "/readyz"):
+        return True
+    return "text/html" not in request.headers.get("accept", "")
+
+
+def render_error(request: Request, error: AppError) -> Response:
+    if wants_json(request):
+        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+    # Imported here: the page renderer needs the app's templates, which import this module.
+    from app.pages.rendering import render_error_page
+
+    return render_error_page(request, error)
+
+
+# --- handlers -----------------------------------------------------------------------
+async def _app_error(request: Request, exc: AppError) -> Response:
+    return render_error(request, exc)
+
+
+# Codes for statuses whose standard phrase reads badly as an identifier.
+_CODE_FOR_STATUS = {413: "payload_too_large", 500: "internal_error", 503: "service_unavailable"}
+
+
+async def _http_exception(request: Request, exc: StarletteHTTPException) -> Response:
+    status = HTTPStatus(exc.status_code)
+    code = _CODE_FOR_STATUS.get(exc.status_code) or status.phrase.lower().replace(" ", "_").replace("-", "_")
+    message = exc.detail if isinstance(exc.detail, str) else status.phrase
+    return render_error(request, AppError(code, message, exc.status_code, headers=exc.headers))
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+    return render_error(request, validation_error(exc.errors()))
+
+
+def validation_error(errors: Sequence[Any]) -> AppError:
+    """A 422 whose message names every offending field (pydantic's errors() items)."""
+    fields = [_describe_field_error(item) for item in errors]
+    message = "; ".join(f"{item['field']}: {item['message']}" for item in fields)
+    return AppError("validation_error", message, 422, fields=fields)
+
+
+def _describe_field_error(item: dict[str, Any]) -> dict[str, str]:
+    # ("body", "email") -> "email"; a body that is not an object at all -> "body".
+    location = [str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    field = ".".join(location) or "body"
+    message = str(item.get("msg", "is invalid"))
+    if item.get("type") == "missing":
+        message = "is required"
+    elif item.get("type") == "json_invalid":
+        field, message = "body", "is not valid JSON"
+    return {"field": field, "message": message}
+
+
+async def _database_unreachable(request: Request, exc: Exception) -> Response:
+    log.error("database unreachable: %s", exc.__class__.__name__, exc_info=exc)
+    return render_error(request, ServiceUnavailable("The database is unreachable; try again shortly."))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return render_error(request, AppError("internal_error", "Something went wrong on our side.", 500))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(OperationalError, _database_unreachable)
+    app.add_exception_handler(InterfaceError, _database_unreachable)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,76 @@
+"""Liveness (/healthz: the process answers) and readiness (/readyz: its dependencies do)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from app.config import Settings, get_settings
+from app.db import ping_database
+from app.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["operations"])
+BROKER_TIMEOUT_S = 2
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz() -> JSONResponse:
+    settings = get_settings()
+    checks: dict[str, Callable[[], None]] = {
+        "database": ping_database,
+        "broker": lambda: check_broker(settings),
+    }
+    if settings.redis_url:
+        checks["redis"] = lambda: get_redis().ping()
+    results = {name: _run(name, check) for name, check in checks.items()}
+    failing = [name for name, result in results.items() if result != "ok"]
+    if not failing:
+        return JSONResponse({"status": "ok", "checks": results})
+    body = {
+        "error": {
+            "code": "not_ready",
+            "message": "Not ready: " + ", ".join(f"{name} {results[name]}" for name in failing) + ".",
+            "failing": failing,
+            "checks": results,
+        }
+    }
+    return JSONResponse(body, status_code=503)
+
+
+def _run(name: str, check: Callable[[], None]) -> str:
+    try:
+        check()
+    except Exception as exc:  # any failure means "not ready"; the log has the detail
+        log.warning("readiness check %s failed: %s", name, exc)
+        return "unreachable"
+    return "ok"
+
+
+def check_broker(settings: Settings) -> None:
+    if settings.uses_filesystem_broker:
+        # The filesystem broker is reachable when its folders can be written.
+        for folder in ("data_folder_in", "control_folder"):
+            _ensure_writable_folder(settings.broker_transport_options[folder])
+        return
+    # kombu is imported here, not at start-up: only readiness probes need it.
+    from kombu import Connection
+
+    with Connection(settings.broker_url, connect_timeout=BROKER_TIMEOUT_S) as connection:
+        connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
+
+
+def _ensure_writable_folder(path: str) -> None:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix=".readyz-"):
+        pass

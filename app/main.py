@@ -1,0 +1,36 @@
+"""The web application. `create_app()` is the uvicorn factory (`--factory`).
+
+Imports stay light: no torch, no diffusers, no workers.engine - the web process sends tasks
+by name and starts in well under a second.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app.auth.router import router as auth_router
+from app.body_limit import BodySizeLimitMiddleware
+from app.config import Settings, get_settings
+from app.errors import install_error_handlers
+from app.health import router as health_router
+from app.pages.rendering import STATIC_DIR
+from app.pages.router import router as pages_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    # 1. settings: read (and validated) now, so a bad production config fails at start-up
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    app = FastAPI(title="ImageBooth", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    # 2. errors and request limits
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, settings=settings)
+    # 3. routes
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,35 @@
+"""Every table, importable from one place (Alembic's metadata and cross-domain code)."""
+
+from app.auth.models import ApiKey, Tier, User
+from app.billing.models import StripeEvent
+from app.credits.models import CreditBucket, CreditLedgerEntry, LedgerReason
+from app.generation.models import Generation, Image
+from app.model_base import Base, JobStatus
+from app.personalization.models import (
+    Finetune,
+    FinetunePhase,
+    ModelKind,
+    Subject,
+    SubjectPhoto,
+    TrainedModel,
+)
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "CreditBucket",
+    "CreditLedgerEntry",
+    "Finetune",
+    "FinetunePhase",
+    "Generation",
+    "Image",
+    "JobStatus",
+    "LedgerReason",
+    "ModelKind",
+    "StripeEvent",
+    "Subject",
+    "SubjectPhoto",
+    "Tier",
+    "TrainedModel",
+    "User",
+]

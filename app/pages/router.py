@@ -1,0 +1,91 @@
+"""Minimal browser pages: sign up, log in, and a home page with the account's credits.
+
+Plain HTML forms (no script needed); each carries the CSRF token from the cookie.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from app.auth import cookies, service
+from app.auth.dependencies import OptionalUser
+from app.auth.schemas import Credentials
+from app.config import get_settings
+from app.credits import service as credits_service
+from app.db import SessionDep
+from app.errors import AppError, validation_error
+from app.pages.rendering import render
+
+router = APIRouter(include_in_schema=False)
+FormField = Annotated[str, Form()]
+
+
+def _check_form_csrf(request: Request, submitted: str) -> None:
+    if not cookies.csrf_token_matches(request, submitted):
+        raise AppError("csrf_failed", "The form expired or did not come from this site; reload and try again.", 403)
+
+
+def _logged_in_redirect(user_id: str) -> Response:
+    response = RedirectResponse("/", status_code=303)
+    settings = get_settings()
+    cookies.set_session_cookie(response, user_id, settings)
+    cookies.issue_csrf_token(response, settings)
+    return response
+
+
+@router.get("/")
+def home(request: Request, user: OptionalUser, session: SessionDep) -> Response:
+    if user is None:
+        return RedirectResponse("/login", status_code=303)
+    credits = credits_service.summary(session, user)
+    return render(request, "home.html", user=user, credits=credits)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> Response:
+    return render(request, "auth.html", mode="login")
+
+
+@router.get("/signup", response_class=HTMLResponse)
+def signup_page(request: Request) -> Response:
+    return render(request, "auth.html", mode="signup")
+
+
+@router.post("/login")
+def login_form(
+    request: Request, session: SessionDep, email: FormField, password: FormField, csrf_token: FormField
+) -> Response:
+    _check_form_csrf(request, csrf_token)
+    try:
+        user = service.log_in(session, email, password)
+    except AppError as error:
+        return render(request, "auth.html", error.status, mode="login", email=email, error=error.message)
+    return _logged_in_redirect(user.id)
+
+
+@router.post("/signup")
+def signup_form(
+    request: Request, session: SessionDep, email: FormField, password: FormField, csrf_token: FormField
+) -> Response:
+    _check_form_csrf(request, csrf_token)
+    try:
+        credentials = Credentials(email=email, password=password)
+        user = service.sign_up(session, credentials.email, credentials.password)
+    except ValidationError as invalid:
+        error = validation_error(invalid.errors())
+        return render(request, "auth.html", 422, mode="signup", email=email, error=error.message)
+    except AppError as error:
+        return render(request, "auth.html", error.status, mode="signup", email=email, error=error.message)
+    return _logged_in_redirect(user.id)
+
+
+@router.post("/logout")
+def logout_form(request: Request, csrf_token: FormField) -> Response:
+    _check_form_csrf(request, csrf_token)
+    response = RedirectResponse("/login", status_code=303)
+    cookies.clear_auth_cookies(response, get_settings())
+    return response
