@@ -14,7 +14,6 @@ from workers.shapes.architecture import build_text_encoder, build_unet, build_va
 from workers.shapes.dataset import CaptionCollate, CaptionedLatents, load_or_draw, to_model_range
 from workers.shapes.recipe import Recipe
 from workers.shapes.tokenizer import MAX_LENGTH, train_tokenizer
-from workers.shapes.world import ATTRIBUTES
 
 
 def load_timings(work: Path) -> dict:
@@ -94,22 +93,16 @@ def vae_check(recipe: Recipe, work: Path, vae_model, count: int = 500) -> dict:
     """Round-trips held-out drawn pictures through the VAE and reads them back: the VAE caps
     every later stage, so its attribute accuracy must be near 1.0 before the UNet trains."""
     from workers.shapes.dataset import draw_dataset
+    from workers.shapes.evaluate import score
     from workers.shapes.reader import read_picture
 
     pixels, scenes = draw_dataset(min(count, recipe.dataset_size), recipe.seed + 1, recipe.arch.image_size)
     recon = vae_model.decode(vae_model.encode(to_model_range(pixels)).latent_dist.mode()).sample
     images = ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    scores = score_readings([read_picture(img).attributes() for img in images], [s.attributes() for s in scenes])
+    scores = score([read_picture(img).attributes() for img in images], [s.attributes() for s in scenes])
     (work / "vae_check.json").write_text(json.dumps(scores, indent=2))
     print(f"[train-base] VAE round trip: {scores}", flush=True)
     return scores
-
-
-def score_readings(readings: list[dict], truths: list[dict]) -> dict:
-    per_attribute = {a: sum(r[a] == t[a] for r, t in zip(readings, truths)) / len(truths) for a in ATTRIBUTES}
-    all_five = sum(all(r[a] == t[a] for a in ATTRIBUTES) for r, t in zip(readings, truths)) / len(truths)
-    mean = sum(per_attribute.values()) / len(per_attribute)
-    return {"attribute_accuracy": round(mean, 4), "all_five": round(all_five, 4), **{k: round(v, 4) for k, v in per_attribute.items()}}
 
 
 @torch.no_grad()
