@@ -14,9 +14,13 @@ import os
 import time
 from pathlib import Path
 
-import torch
+# Spinning OpenMP threads collapse throughput when another process shares the two cores
+# (measured: 1.3 s per VAE step spinning vs 0.7 s passive); set before torch loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from workers.shapes.recipe import TINY, Recipe
+import torch  # noqa: E402
+
+from workers.shapes.recipe import TINY, Recipe  # noqa: E402
 
 DEFAULT_WORK_DIR = Path(os.environ.get("IMAGEBOOTH_TRAIN_DIR", Path.home() / ".cache" / "imagebooth" / "train-base"))
 
