@@ -15,18 +15,14 @@ from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import BPE
 from tokenizers.trainers import BpeTrainer
 
+from app.personalization.tokens import RARE_IDENTIFIERS
 from workers.shapes.captions import random_caption
 from workers.shapes.world import random_scene
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 MAX_LENGTH = 32
-# rare letter strings, none an English word of the caption language
-RESERVED_IDENTIFIERS: tuple[str, ...] = (
-    "sks", "zwx", "qlo", "vbr", "kjp", "xqz", "pfy", "wmv", "yzt", "jxh",
-    "qtv", "bxk", "zpl", "hqv", "vzk", "xjw", "kqf", "gzx", "wqj", "fxv",
-    "zvq", "jqp", "xkz", "qwz", "vxj", "pzq", "yxk", "zjf", "kxv", "qzm",
-    "vqy", "xzp", "jvk", "wzx", "qxf", "zkw",
-)
+# the subject identifiers personalization hands out (one list, shared with the web process)
+RESERVED_IDENTIFIERS = RARE_IDENTIFIERS
 # CLIP's pre-tokenizer: words, single digits and runs of punctuation
 _CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
