@@ -52,7 +52,10 @@ def _create_engine(url: str) -> Engine:
 def _ensure_sqlite_folder(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # connecting will fail with a database error, which readiness reports
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:

@@ -1,0 +1,83 @@
+"""`imagebooth serve`: web and worker together, a printed URL, a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_url(process: subprocess.Popen, timeout: float) -> str:
+    # A reader thread, because select() on a buffered pipe misses lines already buffered.
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        seen += line
+        match = re.search(r"running at (http://\S+)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError(f"serve printed no URL in {timeout}s:\n{seen}")
+
+
+@pytest.fixture
+def served(clean_state):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        yield process, _wait_for_url(process, START_TIMEOUT_S)
+    finally:
+        if process.poll() is None:  # the test failed before its own Ctrl-C
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.mark.slow
+def test_serve_runs_web_and_worker_and_stops_both_on_ctrl_c(served) -> None:
+    process, url = served
+    with httpx.Client(base_url=url, timeout=10) as http:
+        assert http.get("/readyz").status_code == 200
+        signup = http.post("/api/v1/auth/signup", json={"email": "curl@example.com", "password": "long enough"})
+        assert signup.status_code == 201
+        assert http.get("/api/v1/me").json()["email"] == "curl@example.com"
+    from workers.system import ping
+
+    reply = ping.delay("served").get(timeout=START_TIMEOUT_S, interval=0.02)
+    assert reply["pong"] == "served" and reply["pid"] != process.pid  # answered by the worker beside it
+
+    process.send_signal(signal.SIGINT)
+    stderr = process.stderr.read()  # until serve (and the worker) close it
+    process.wait(timeout=40)
+    assert process.returncode == 0, stderr
+    assert "worker stopped (exit 0)" in stderr
+    assert "Traceback" not in stderr
