@@ -16,14 +16,15 @@ TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
 def add_lora(unet, text_encoder, rank: int, train_text_encoder: bool) -> None:
-    from peft import LoraConfig
+    from peft import LoraConfig, inject_adapter_in_model
 
     unet.requires_grad_(False)
     unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=UNET_LORA_TARGETS))
     text_encoder.requires_grad_(False)
     if train_text_encoder:
-        text_encoder.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
-                                            target_modules=TEXT_LORA_TARGETS))
+        # peft directly: transformers' own add_adapter insists on a newer peft than PyPI has
+        inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                           target_modules=TEXT_LORA_TARGETS), text_encoder)
 
 
 class DreamBoothModule(L.LightningModule):
