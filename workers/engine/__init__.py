@@ -1,0 +1,52 @@
+"""The inference engine: warm pipelines, our own sampling loop, speed profiles, PNG metadata.
+
+The worker's `generation.run` task needs only these names:
+
+    from workers.engine import GenerationRequest, ModelRef, generate_images, png_bytes, parameters_for
+    result = generate_images(ModelRef(base=Path("models/shapes-v1")), request, on_progress)
+    for k, image in enumerate(result.images):
+        data = png_bytes(image, parameters_for(result, k))
+
+Importing this package is cheap (torch is imported, diffusers only on first load), and the
+web process never imports it (ARCHITECTURE.md rule 1).
+"""
+
+from workers.engine.inputs import GenerationRequest, GenerationResult, RequestError, Timing, check_request
+from workers.engine.loading import LoadedPipeline, ModelRef, PipelineCache, get_pipeline, process_cache
+from workers.engine.png_metadata import (
+    ImageParameters,
+    format_parameters,
+    parameters_for,
+    parse_parameters,
+    png_bytes,
+    read_parameters,
+    save_png,
+)
+from workers.engine.profiles import DEFAULT_PROFILE, Profile, resolve_profile
+from workers.engine.sampling import generate, generate_images, warm_up
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "GenerationRequest",
+    "GenerationResult",
+    "ImageParameters",
+    "LoadedPipeline",
+    "ModelRef",
+    "PipelineCache",
+    "Profile",
+    "RequestError",
+    "Timing",
+    "check_request",
+    "format_parameters",
+    "generate",
+    "generate_images",
+    "get_pipeline",
+    "parameters_for",
+    "parse_parameters",
+    "png_bytes",
+    "process_cache",
+    "read_parameters",
+    "resolve_profile",
+    "save_png",
+    "warm_up",
+]

@@ -1,0 +1,230 @@
+"""Loading pipelines from local folders, once per process, and keeping them warm.
+
+Loading a real SD folder takes seconds and its weights are most of a worker's memory, so a
+worker process loads each base model once per profile and keeps it. Personal models
+(DreamBooth outputs) are small deltas on a base: they share the base's VAE, tokenizer and,
+where untouched, text encoder and UNet, and only their own parts are loaded. A few of them
+stay warm in an LRU; evicting one frees only its own parts.
+
+A personal model folder holds any of:
+- `unet/` and/or `text_encoder/`: full fine-tunes of those parts (diffusers format);
+- `pytorch_lora_weights.safetensors`: a peft LoRA (as diffusers' DreamBooth LoRA script
+  writes it), fused into a private copy of the base's UNet / text encoder at load so that
+  sampling costs exactly what the base costs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from workers.engine.profiles import DEFAULT_PROFILE, Profile, apply_profile, pick_device, resolve_profile
+
+logger = logging.getLogger(__name__)
+
+LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
+DEFAULT_PERSONAL_CACHE_SIZE = 4
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which weights to generate with: a base folder plus an optional personal folder."""
+
+    base: Path
+    personal: Path | None = None
+    name: str | None = None  # shown in PNG metadata ("Model: ..."); defaults to the folder name
+
+    @property
+    def display_name(self) -> str:
+        return self.name or Path(self.personal or self.base).name
+
+
+@dataclass
+class LoadedPipeline:
+    """A ready pipeline with the profile its weights were prepared for."""
+
+    pipe: object  # diffusers.StableDiffusionPipeline
+    ref: ModelRef
+    profile: Profile
+    device: torch.device
+
+
+@dataclass(frozen=True)
+class PersonalParts:
+    """What a personal model folder replaces."""
+
+    unet: bool
+    text_encoder: bool
+    lora: Path | None
+    lora_touches_text_encoder: bool
+
+
+def _require_folder(path: Path, what: str, marker: str) -> None:
+    if not (path / marker).exists():
+        raise FileNotFoundError(f"{what}: {path} is not a model folder (no {marker})")
+
+
+def load_base_pipeline(path: Path, profile: Profile, device: torch.device):
+    """Read a diffusers SD folder from disk (never the hub) and prepare it for `profile`."""
+    from diffusers import StableDiffusionPipeline
+
+    _require_folder(path, "model", "model_index.json")
+    pipe = StableDiffusionPipeline.from_pretrained(
+        path,
+        local_files_only=True,
+        dtype=torch.float32,
+        # The product is its own safety gate; the checker would also cost a CLIP vision pass.
+        safety_checker=None,
+        requires_safety_checker=False,
+    )
+    apply_profile(pipe, profile, device)
+    return pipe
+
+
+def inspect_personal_folder(folder: Path) -> PersonalParts:
+    """Find out which parts a personal model folder replaces."""
+    lora = folder / LORA_WEIGHTS_NAME
+    parts = PersonalParts(
+        unet=(folder / "unet" / "config.json").exists(),
+        text_encoder=(folder / "text_encoder" / "config.json").exists(),
+        lora=lora if lora.exists() else None,
+        lora_touches_text_encoder=lora.exists() and _lora_has_text_encoder_keys(lora),
+    )
+    if not (parts.unet or parts.text_encoder or parts.lora):
+        raise FileNotFoundError(
+            f"personal model: {folder} has no unet/, text_encoder/ or {LORA_WEIGHTS_NAME}"
+        )
+    return parts
+
+
+def _lora_has_text_encoder_keys(lora_file: Path) -> bool:
+    from safetensors import safe_open
+
+    with safe_open(str(lora_file), framework="pt") as weights:
+        # diffusers/peft name them "text_encoder.*"; kohya-style files "lora_te_*".
+        return any(k.startswith(("text_encoder", "lora_te")) for k in weights.keys())
+
+
+def _fresh_part(part: str, personal: Path, base: Path, use_personal: bool):
+    """A private fp32 copy of one part, from the personal folder or re-read from the base.
+
+    Re-reading from disk rather than deep-copying the cached module matters: the cached one
+    may already be quantized or compiled, and LoRA must be fused into plain weights.
+    """
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    model_class = UNet2DConditionModel if part == "unet" else CLIPTextModel
+    source = personal if use_personal else base
+    return model_class.from_pretrained(source / part, local_files_only=True, dtype=torch.float32)
+
+
+def load_personal_pipeline(base: LoadedPipeline, folder: Path):
+    """A new pipeline object that shares the base's parts and owns only the personal ones."""
+    from diffusers import StableDiffusionPipeline
+
+    parts = inspect_personal_folder(folder)
+    # 1. Decide which parts this model owns; everything else is the base's object.
+    owned = {"unet": parts.unet or parts.lora is not None}
+    owned["text_encoder"] = parts.text_encoder or parts.lora_touches_text_encoder
+    modules = {
+        name: _fresh_part(name, folder, base.ref.base, getattr(parts, name)) if own
+        else getattr(base.pipe, name)
+        for name, own in owned.items()
+    }
+    # 2. Assemble around the shared VAE, tokenizer and scheduler config.
+    pipe = StableDiffusionPipeline(
+        vae=base.pipe.vae,
+        text_encoder=modules["text_encoder"],
+        tokenizer=base.pipe.tokenizer,
+        unet=modules["unet"],
+        scheduler=base.pipe.scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    # 3. Fuse LoRA into the private copies and drop the adapter layers (no per-step cost).
+    if parts.lora is not None:
+        components = [name for name, own in owned.items() if own]
+        pipe.load_lora_weights(str(folder), weight_name=LORA_WEIGHTS_NAME)
+        pipe.fuse_lora(components=components)
+        pipe.unload_lora_weights()
+    # 4. Only now quantize / cast / compile, and only the parts this model owns.
+    apply_profile(pipe, base.profile, base.device, modules=[n for n, own in owned.items() if own])
+    return pipe
+
+
+class PipelineCache:
+    """Process-wide warm pipelines: every base kept, personal models in a small LRU.
+
+    A lock makes loading safe under a threaded worker pool; sampling itself never mutates a
+    cached pipeline (each run builds its own scheduler), so it needs no lock.
+    """
+
+    def __init__(self, max_personal: int = DEFAULT_PERSONAL_CACHE_SIZE, device: torch.device | None = None):
+        self.max_personal = max_personal
+        self.device = device or pick_device()
+        self._bases: dict[tuple[Path, str], LoadedPipeline] = {}
+        self._personal: OrderedDict[tuple[Path, Path, str], LoadedPipeline] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def get(self, ref: ModelRef, profile_name: str = DEFAULT_PROFILE) -> LoadedPipeline:
+        profile = resolve_profile(profile_name, self.device)
+        with self._lock:
+            base = self._get_base(Path(ref.base).resolve(), profile)
+            if ref.personal is None:
+                return LoadedPipeline(base.pipe, ref, profile, self.device)
+            return self._get_personal(base, Path(ref.personal).resolve(), ref)
+
+    def _get_base(self, path: Path, profile: Profile) -> LoadedPipeline:
+        key = (path, profile.name)
+        if key not in self._bases:
+            logger.info("loading base model %s for profile %s", path, profile.name)
+            pipe = load_base_pipeline(path, profile, self.device)
+            self._bases[key] = LoadedPipeline(pipe, ModelRef(base=path), profile, self.device)
+        return self._bases[key]
+
+    def _get_personal(self, base: LoadedPipeline, folder: Path, ref: ModelRef) -> LoadedPipeline:
+        key = (base.ref.base, folder, base.profile.name)
+        if key in self._personal:
+            self._personal.move_to_end(key)
+        else:
+            logger.info("loading personal model %s on %s", folder, base.ref.base)
+            pipe = load_personal_pipeline(base, folder)
+            self._personal[key] = LoadedPipeline(pipe, ref, base.profile, self.device)
+            self._evict()
+        cached = self._personal[key]
+        return LoadedPipeline(cached.pipe, ref, cached.profile, cached.device)
+
+    def _evict(self) -> None:
+        while len(self._personal) > self.max_personal:
+            evicted_key, _ = self._personal.popitem(last=False)
+            logger.info("evicting personal model %s", evicted_key[1])
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def personal_keys(self) -> list[tuple[Path, Path, str]]:
+        """Cached personal models, least recently used first (for tests and diagnostics)."""
+        return list(self._personal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._bases.clear()
+            self._personal.clear()
+
+
+_process_cache = PipelineCache()
+
+
+def get_pipeline(ref: ModelRef, profile_name: str = DEFAULT_PROFILE) -> LoadedPipeline:
+    """The warm pipeline for `ref` in this process, loading it on first use."""
+    return _process_cache.get(ref, profile_name)
+
+
+def process_cache() -> PipelineCache:
+    return _process_cache

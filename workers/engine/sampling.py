@@ -1,0 +1,217 @@
+"""The sampling loop: prompt to PIL images, as a fixed sequence of small named steps.
+
+    1. check inputs         (inputs.check_request)
+    2. encode prompt        prompt and negative prompt once each, repeated for the n images
+    3. prepare latents      one CPU torch.Generator per image, seeded with that image's seed
+    4. denoise              classifier-free guidance as ONE batched UNet forward [uncond; cond]
+    5. decode               VAE, to PIL
+
+Why our own loop and not StableDiffusionPipeline.__call__: the stock call draws one batch of
+noise from one generator (or needs a generator list we would build anyway), has no per-request
+scheduler (it mutates the pipeline's own, which a warm shared pipeline cannot allow), and its
+progress hooks are per-step callbacks with tensors we do not need. The steps below are the
+same maths, so the stock pipeline with the same scheduler gives the same images.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from workers.engine.inputs import GenerationRequest, GenerationResult, Timing, check_request, resolve_seeds
+from workers.engine.loading import LoadedPipeline, ModelRef, get_pipeline
+from workers.engine.profiles import autocast_context
+from workers.engine.schedulers import make_scheduler
+
+ProgressCallback = Callable[[int, int], None]  # (step done, total steps); caller throttles
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """A request with every default filled in; what actually runs and goes into the PNG."""
+
+    prompt: str
+    negative_prompt: str
+    seeds: list[int]
+    steps: int
+    guidance_scale: float
+    sampler: str
+    width: int
+    height: int
+
+    @property
+    def uses_guidance(self) -> bool:
+        # At scale <= 1 the unconditional half is either unused (1) or an extrapolation the
+        # other way (< 1) nobody asks for; skipping it halves the UNet work.
+        return self.guidance_scale > 1.0
+
+
+def default_size(pipe) -> tuple[int, int]:
+    """The model's native size: UNet sample size x VAE scale factor (width, height)."""
+    side = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    return side, side
+
+
+def plan_request(loaded: LoadedPipeline, request: GenerationRequest) -> SamplingPlan:
+    """1. Check inputs and fill defaults from the profile and the model."""
+    check_request(request)
+    if request.profile != loaded.profile.name:
+        raise ValueError(f"profile: request wants {request.profile!r}, pipeline is {loaded.profile.name!r}")
+    width, height = default_size(loaded.pipe)
+    return SamplingPlan(
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt or "",
+        seeds=resolve_seeds(request),
+        steps=request.steps or loaded.profile.steps,
+        guidance_scale=float(
+            loaded.profile.guidance_scale if request.guidance_scale is None else request.guidance_scale
+        ),
+        sampler=request.sampler or loaded.profile.sampler,
+        width=request.width or width,
+        height=request.height or height,
+    )
+
+
+def _embed(pipe, text: str, device: torch.device) -> torch.Tensor:
+    tokens = pipe.tokenizer(
+        text,
+        padding="max_length",
+        max_length=pipe.tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    )
+    # SD 1.x text encoders were trained without an attention mask; follow the model's config.
+    mask = None
+    if getattr(pipe.text_encoder.config, "use_attention_mask", False):
+        mask = tokens.attention_mask.to(device)
+    return pipe.text_encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
+
+
+def encode_prompt(pipe, plan: SamplingPlan, device: torch.device) -> torch.Tensor:
+    """2. Text embeddings for the batch: [uncond x n; cond x n], or cond x n without CFG."""
+    n = len(plan.seeds)
+    cond = _embed(pipe, plan.prompt, device)
+    embeddings = cond.expand(n, -1, -1)
+    if plan.uses_guidance:
+        uncond = _embed(pipe, plan.negative_prompt, device).expand(n, -1, -1)
+        embeddings = torch.cat([uncond, embeddings])
+    return embeddings.to(pipe.unet.dtype)
+
+
+def prepare_latents(pipe, plan: SamplingPlan, scheduler, device: torch.device) -> torch.Tensor:
+    """3. Starting noise, image k drawn from its own generator seeded with seeds[k].
+
+    Drawn on the CPU in fp32 and then moved, so a seed gives the same noise on every machine
+    and in every profile; and because each image has its own generator, image k of a batch
+    starts from exactly the noise its seed gives alone.
+    """
+    shape = (
+        1,
+        pipe.unet.config.in_channels,
+        plan.height // pipe.vae_scale_factor,
+        plan.width // pipe.vae_scale_factor,
+    )
+    noise = [
+        torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
+        for seed in plan.seeds
+    ]
+    return torch.cat(noise).to(device) * scheduler.init_noise_sigma
+
+
+def predict_noise(unet, scheduler, latents, t, embeddings, guidance_scale: float, uses_guidance: bool):
+    """One guided model prediction: a single UNet call on [uncond; cond] when guiding."""
+    model_input = torch.cat([latents, latents]) if uses_guidance else latents
+    model_input = scheduler.scale_model_input(model_input, t).to(unet.dtype)
+    prediction = unet(model_input, t, encoder_hidden_states=embeddings, return_dict=False)[0]
+    prediction = prediction.float()
+    if not uses_guidance:
+        return prediction
+    uncond, cond = prediction.chunk(2)
+    return uncond + guidance_scale * (cond - uncond)
+
+
+def denoise(pipe, plan, scheduler, latents, embeddings, on_progress=None) -> torch.Tensor:
+    """4. Walk the scheduler's timesteps; latents stay fp32 whatever the UNet's dtype."""
+    timesteps = scheduler.timesteps
+    total = len(timesteps)
+    for index, t in enumerate(timesteps):
+        noise_pred = predict_noise(
+            pipe.unet, scheduler, latents, t, embeddings, plan.guidance_scale, plan.uses_guidance
+        )
+        latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+        if on_progress is not None:
+            on_progress(index + 1, total)
+    return latents
+
+
+def decode_latents(pipe, latents: torch.Tensor) -> list:
+    """5. VAE decode to PIL, undoing the latent scaling the model was trained with."""
+    config = pipe.vae.config
+    latents = latents / config.scaling_factor
+    if getattr(config, "shift_factor", None):
+        latents = latents + config.shift_factor
+    pixels = pipe.vae.decode(latents.to(pipe.vae.dtype), return_dict=False)[0]
+    pixels = (pixels.float() / 2 + 0.5).clamp(0, 1)
+    return pipe.image_processor.numpy_to_pil(pixels.permute(0, 2, 3, 1).cpu().numpy())
+
+
+def generate(loaded: LoadedPipeline, request: GenerationRequest, on_progress=None) -> GenerationResult:
+    """Run one request on a loaded pipeline; all n images go through as one batch."""
+    started = time.perf_counter()
+    plan = plan_request(loaded, request)
+    pipe, device = loaded.pipe, loaded.device
+    scheduler = make_scheduler(pipe.scheduler.config, plan.sampler)
+    scheduler.set_timesteps(plan.steps, device=device)
+    marks = [time.perf_counter()]
+    with torch.inference_mode(), autocast_context(loaded.profile, device):
+        embeddings = encode_prompt(pipe, plan, device)
+        marks.append(time.perf_counter())
+        latents = prepare_latents(pipe, plan, scheduler, device)
+        latents = denoise(pipe, plan, scheduler, latents, embeddings, on_progress)
+        marks.append(time.perf_counter())
+        images = decode_latents(pipe, latents)
+    marks.append(time.perf_counter())
+    timing = Timing(
+        encode_s=marks[1] - marks[0],
+        denoise_s=marks[2] - marks[1],
+        decode_s=marks[3] - marks[2],
+        total_s=marks[3] - started,
+    )
+    return _result(loaded, request, plan, images, timing)
+
+
+def _result(loaded, request, plan: SamplingPlan, images, timing: Timing) -> GenerationResult:
+    return GenerationResult(
+        images=images,
+        seeds=plan.seeds,
+        prompt=plan.prompt,
+        negative_prompt=plan.negative_prompt,
+        steps=plan.steps,
+        guidance_scale=plan.guidance_scale,
+        sampler=plan.sampler,
+        width=plan.width,
+        height=plan.height,
+        model_name=loaded.ref.display_name,
+        profile=loaded.profile.name,
+        timing=timing,
+    )
+
+
+def generate_images(model: ModelRef, request: GenerationRequest, on_progress=None) -> GenerationResult:
+    """The worker's one call: warm (or load) the pipeline for `model`, then generate."""
+    check_request(request)  # fail on bad input before spending seconds on a load
+    started = time.perf_counter()
+    loaded = get_pipeline(model, request.profile)
+    load_s = time.perf_counter() - started
+    result = generate(loaded, request, on_progress)
+    timing = result.timing
+    result.timing = Timing(load_s, timing.encode_s, timing.denoise_s, timing.decode_s, timing.total_s + load_s)
+    return result
+
+
+def warm_up(model: ModelRef, profile: str = "fast") -> GenerationResult:
+    """Load and run one tiny generation at worker start (also triggers torch.compile)."""
+    return generate_images(model, GenerationRequest(prompt="warm up", seeds=[0], steps=2, profile=profile))

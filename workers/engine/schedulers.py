@@ -1,0 +1,59 @@
+"""Samplers by their AUTOMATIC1111 names, built from the model folder's scheduler config.
+
+The model folder's `scheduler/scheduler_config.json` describes how the model was trained
+(beta schedule, prediction type epsilon / v_prediction, timestep spacing, steps offset);
+those must be honoured or a v-prediction model draws noise. The sampler only decides how to
+walk that schedule, so each entry below sets the solver's own knobs and nothing else, and
+`from_config` fills the rest from the folder. The names are A1111's so that the PNG
+`parameters` chunk reads the same as one written by its web UI. Only deterministic samplers
+are listed: ancestral ones ("Euler a") draw fresh noise each step, which would break "image k
+of a batch equals its seed alone" unless per-image generators were threaded through `step`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A scheduler class (by diffusers name) plus the solver settings that define it."""
+
+    class_name: str
+    solver_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+SAMPLERS: dict[str, SamplerSpec] = {
+    # Second-order multistep: one UNet call per step and good images in 8-10 steps, which is
+    # what makes the fast profile fast (the stock default PNDM needs ~50).
+    "DPM++ 2M": SamplerSpec(
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False},
+    ),
+    "DPM++ 2M Karras": SamplerSpec(
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
+    ),
+    "UniPC": SamplerSpec("UniPCMultistepScheduler", {"solver_order": 2, "use_karras_sigmas": False}),
+    "Euler": SamplerSpec("EulerDiscreteScheduler", {"use_karras_sigmas": False}),
+    "DDIM": SamplerSpec("DDIMScheduler"),
+    # Stock StableDiffusionPipeline's default for SD 1.x folders; kept for comparisons.
+    "PLMS": SamplerSpec("PNDMScheduler", {"skip_prk_steps": True}),
+}
+
+
+def make_scheduler(model_scheduler_config: Any, sampler: str):
+    """A fresh scheduler for one request: `sampler`'s solver on the model's own schedule.
+
+    Schedulers carry per-run state (step index, previous model outputs), so every
+    generation gets its own; building one from a config costs microseconds.
+    """
+    import diffusers
+
+    spec = SAMPLERS.get(sampler)
+    if spec is None:
+        known = ", ".join(sorted(SAMPLERS))
+        raise ValueError(f"sampler: unknown sampler {sampler!r} (known: {known})")
+    scheduler_class = getattr(diffusers, spec.class_name)
+    return scheduler_class.from_config(model_scheduler_config, **spec.solver_kwargs)
