@@ -53,7 +53,10 @@ class Settings(BaseSettings):
     session_max_age_s: int = Field(14 * 24 * 3600, gt=0)
     log_level: str = "INFO"
 
-    @field_validator("database_url", "redis_url", "broker_url", mode="before")
+    @field_validator(
+        "database_url", "redis_url", "broker_url", "secret_key", "stripe_secret_key", "stripe_webhook_secret",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         # `IMAGEBOOTH_REDIS_URL=` in a compose file means "not configured".

@@ -243,6 +243,25 @@ def run_cli(clean_state: None):
     return run
 
 
+def stop_process(process, signal_number: int, timeout: float = 30) -> None:
+    """Ask a process to stop gracefully; kill it if it does not within `timeout`."""
+    import subprocess
+
+    if process.poll() is not None:
+        return
+    process.send_signal(signal_number)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(name="stop_process")
+def stop_process_fixture():
+    return stop_process
+
+
 @pytest.fixture
 def worker_process(clean_state: None):
     """A real Celery worker (`imagebooth worker`) consuming both queues."""
@@ -256,13 +275,7 @@ def worker_process(clean_state: None):
             cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
     yield process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, signal.SIGTERM)
 
 
 @pytest.fixture

@@ -89,3 +89,13 @@ def test_cli_reports_configuration_error_without_traceback(run_cli, monkeypatch:
     assert result.returncode == 2
     assert "configuration error" in result.stderr and "IMAGEBOOTH_SECRET_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_blank_secrets_count_as_missing(bare_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEBOOTH_SECRET_KEY", "")
+    monkeypatch.setenv("IMAGEBOOTH_STRIPE_SECRET_KEY", "")
+    settings = Settings(_env_file=None)
+    assert settings.secret() and settings.stripe_secret_key is None
+    monkeypatch.setenv("IMAGEBOOTH_ENV", "production")
+    with pytest.raises(ValidationError, match="IMAGEBOOTH_SECRET_KEY must be set"):
+        Settings(_env_file=None)

@@ -44,7 +44,7 @@ def _wait_for_url(process: subprocess.Popen, timeout: float) -> str:
 
 
 @pytest.fixture
-def served(clean_state):
+def served(clean_state, stop_process):
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
@@ -53,13 +53,7 @@ def served(clean_state):
     try:
         yield process, _wait_for_url(process, START_TIMEOUT_S)
     finally:
-        if process.poll() is None:  # the test failed before its own Ctrl-C
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, signal.SIGINT)  # when the test failed before its own Ctrl-C
 
 
 @pytest.mark.slow

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()  # argon2-cffi's defaults follow RFC 9106's recommendation
-# Verified against when the email is unknown, so both failures take the same time.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # Verified against when the email is unknown, so both failures take the same time.
+    # Made on first use: hashing costs ~0.1 s, which start-up should not pay.
+    return _hasher.hash("not-a-real-password")
 
 
 def hash_password(password: str) -> str:
@@ -17,7 +24,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when `password` matches; a missing hash (unknown email) costs the same time."""
     if password_hash is None:
-        _matches(_DUMMY_HASH, password)
+        _matches(_dummy_hash(), password)
         return False
     return _matches(password_hash, password)
 

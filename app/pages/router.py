@@ -5,6 +5,7 @@ Plain HTML forms (no script needed); each carries the CSRF token from the cookie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from app.auth import cookies, service
 from app.auth.dependencies import OptionalUser
+from app.auth.models import User
 from app.auth.schemas import Credentials
 from app.config import get_settings
 from app.credits import service as credits_service
@@ -59,28 +61,34 @@ def signup_page(request: Request) -> Response:
 def login_form(
     request: Request, session: SessionDep, email: FormField, password: FormField, csrf_token: FormField
 ) -> Response:
-    _check_form_csrf(request, csrf_token)
-    try:
-        user = service.log_in(session, email, password)
-    except AppError as error:
-        return render(request, "auth.html", error.status, mode="login", email=email, error=error.message)
-    return _logged_in_redirect(user.id)
+    return _submit_auth_form(request, "login", csrf_token, email, lambda: service.log_in(session, email, password))
 
 
 @router.post("/signup")
 def signup_form(
     request: Request, session: SessionDep, email: FormField, password: FormField, csrf_token: FormField
 ) -> Response:
+    def sign_up() -> User:
+        credentials = Credentials(email=email, password=password)  # the API's own rules
+        return service.sign_up(session, credentials.email, credentials.password)
+
+    return _submit_auth_form(request, "signup", csrf_token, email, sign_up)
+
+
+def _submit_auth_form(
+    request: Request, mode: str, csrf_token: str, email: str, authenticate: Callable[[], User]
+) -> Response:
     _check_form_csrf(request, csrf_token)
     try:
-        credentials = Credentials(email=email, password=password)
-        user = service.sign_up(session, credentials.email, credentials.password)
+        user = authenticate()
     except ValidationError as invalid:
         error = validation_error(invalid.errors())
-        return render(request, "auth.html", 422, mode="signup", email=email, error=error.message)
-    except AppError as error:
-        return render(request, "auth.html", error.status, mode="signup", email=email, error=error.message)
-    return _logged_in_redirect(user.id)
+    except AppError as refused:
+        error = refused
+    else:
+        return _logged_in_redirect(user.id)
+    # The form again, with the reason and the email kept, at the API's status code.
+    return render(request, "auth.html", error.status, mode=mode, email=email, error=error.message)
 
 
 @router.post("/logout")
