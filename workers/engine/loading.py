@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from workers.engine.model_defaults import ModelDefaults, model_defaults
 from workers.engine.profiles import DEFAULT_PROFILE, Profile, apply_profile, pick_device, resolve_profile
 
 logger = logging.getLogger(__name__)
@@ -37,11 +38,7 @@ class ModelRef:
 
     base: Path
     personal: Path | None = None
-    name: str | None = None  # shown in PNG metadata ("Model: ..."); defaults to the folder name
-
-    @property
-    def display_name(self) -> str:
-        return self.name or Path(self.personal or self.base).name
+    name: str | None = None  # shown in PNG metadata ("Model: ..."); see LoadedPipeline
 
 
 @dataclass
@@ -52,6 +49,14 @@ class LoadedPipeline:
     ref: ModelRef
     profile: Profile
     device: torch.device
+    defaults: ModelDefaults  # the base model's sampling defaults and name
+
+    @property
+    def display_name(self) -> str:
+        """The ref's name, else the personal folder's name, else the base model's card name."""
+        if self.ref.name:
+            return self.ref.name
+        return Path(self.ref.personal).name if self.ref.personal else self.defaults.name
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,7 @@ class PipelineCache:
         with self._lock:
             base = self._get_base(Path(ref.base).resolve(), profile)
             if ref.personal is None:
-                return LoadedPipeline(base.pipe, ref, profile, self.device)
+                return LoadedPipeline(base.pipe, ref, profile, self.device, base.defaults)
             return self._get_personal(base, Path(ref.personal).resolve(), ref)
 
     def _get_base(self, path: Path, profile: Profile) -> LoadedPipeline:
@@ -186,7 +191,8 @@ class PipelineCache:
         if key not in self._bases:
             logger.info("loading base model %s for profile %s", path, profile.name)
             pipe = load_base_pipeline(path, profile, self.device)
-            self._bases[key] = LoadedPipeline(pipe, ModelRef(base=path), profile, self.device)
+            defaults = model_defaults(path)
+            self._bases[key] = LoadedPipeline(pipe, ModelRef(base=path), profile, self.device, defaults)
         return self._bases[key]
 
     def _get_personal(self, base: LoadedPipeline, folder: Path, ref: ModelRef) -> LoadedPipeline:
@@ -196,10 +202,10 @@ class PipelineCache:
         else:
             logger.info("loading personal model %s on %s", folder, base.ref.base)
             pipe = load_personal_pipeline(base, folder)
-            self._personal[key] = LoadedPipeline(pipe, ref, base.profile, self.device)
+            self._personal[key] = LoadedPipeline(pipe, ref, base.profile, self.device, base.defaults)
             self._evict()
         cached = self._personal[key]
-        return LoadedPipeline(cached.pipe, ref, cached.profile, cached.device)
+        return LoadedPipeline(cached.pipe, ref, cached.profile, cached.device, cached.defaults)
 
     def _evict(self) -> None:
         while len(self._personal) > self.max_personal:

@@ -31,8 +31,10 @@ class Profile:
 
     name: str
     sampler: str  # an A1111 sampler name, see schedulers.SAMPLERS
-    steps: int
-    guidance_scale: float
+    # None: the model's own default (its imagebooth_model.json, see model_defaults), which
+    # a small model tuned for few steps knows better than any profile. Guidance is always
+    # the model's default for the same reason.
+    steps: int | None
     weights_dtype: torch.dtype = torch.float32
     autocast_dtype: torch.dtype | None = None
     int8_linear: bool = False  # dynamic int8 quantization of the UNet's nn.Linear layers
@@ -40,10 +42,10 @@ class Profile:
     compile_unet: bool = False
 
 
-# Guidance 7.5 is diffusers' own default, so comparisons with the stock pipeline are like for
-# like. DPM++ 2M at 8 steps: see MEASUREMENTS for why it beat UniPC and Euler here.
-_FAST = Profile(name="fast", sampler="DPM++ 2M", steps=8, guidance_scale=7.5)
-_QUALITY = Profile(name="quality", sampler="DPM++ 2M", steps=25, guidance_scale=7.5)
+# DPM++ 2M at the model's default step count (8 unless its card says otherwise): see
+# MEASUREMENTS for why it was chosen over UniPC and Euler.
+_FAST = Profile(name="fast", sampler="DPM++ 2M", steps=None)
+_QUALITY = Profile(name="quality", sampler="DPM++ 2M", steps=25)
 
 
 def resolve_profile(name: str, device: torch.device) -> Profile:

@@ -56,7 +56,7 @@ def default_size(pipe) -> tuple[int, int]:
 
 
 def plan_request(loaded: LoadedPipeline, request: GenerationRequest) -> SamplingPlan:
-    """1. Check inputs and fill defaults from the profile and the model."""
+    """1. Check inputs and fill defaults from the profile and the model's card."""
     check_request(request)
     if request.profile != loaded.profile.name:
         raise ValueError(f"profile: request wants {request.profile!r}, pipeline is {loaded.profile.name!r}")
@@ -65,9 +65,9 @@ def plan_request(loaded: LoadedPipeline, request: GenerationRequest) -> Sampling
         prompt=request.prompt,
         negative_prompt=request.negative_prompt or "",
         seeds=resolve_seeds(request),
-        steps=request.steps or loaded.profile.steps,
+        steps=request.steps or loaded.profile.steps or loaded.defaults.steps,
         guidance_scale=float(
-            loaded.profile.guidance_scale if request.guidance_scale is None else request.guidance_scale
+            loaded.defaults.guidance_scale if request.guidance_scale is None else request.guidance_scale
         ),
         sampler=request.sampler or loaded.profile.sampler,
         width=request.width or width,
@@ -194,7 +194,7 @@ def _result(loaded, request, plan: SamplingPlan, images, timing: Timing) -> Gene
         sampler=plan.sampler,
         width=plan.width,
         height=plan.height,
-        model_name=loaded.ref.display_name,
+        model_name=loaded.display_name,
         profile=loaded.profile.name,
         timing=timing,
     )

@@ -96,7 +96,8 @@ def test_defaults_come_from_the_profile_and_the_model(loaded, loaded_fast):
     assert (plan.steps, plan.sampler) == (loaded.profile.steps, loaded.profile.sampler)
     fast = generate(loaded_fast, GenerationRequest(prompt="a red circle", seeds=[5]))
     assert fast.images[0].size == (32, 32)
-    assert (fast.steps, fast.sampler, fast.profile) == (loaded_fast.profile.steps, "DPM++ 2M", "fast")
+    # Fast takes its steps and guidance from the model; without a card, 8 and 7.5.
+    assert (fast.steps, fast.guidance_scale, fast.sampler, fast.profile) == (8, 7.5, "DPM++ 2M", "fast")
     assert fast.model_name == "tiny-sd"
     assert fast.timing.denoise_s > 0 and fast.timing.total_s >= fast.timing.denoise_s
 
@@ -134,3 +135,20 @@ def test_matches_stock_diffusers_pipeline_with_the_same_scheduler(loaded):
 def test_every_listed_sampler_runs(loaded, sampler):
     result = generate(loaded, request(sampler=sampler, steps=3))
     assert result.sampler == sampler and len(result.images) == 1
+
+
+def test_model_card_sets_default_steps_guidance_and_name(tmp_path, engine_cache):
+    import json
+
+    from workers.engine import ModelRef
+    from workers.engine.tiny_model import write_tiny_pipeline
+
+    folder = write_tiny_pipeline(tmp_path / "carded")
+    card = {"name": "shapes-v1", "steps": 6, "guidance_scale": 3.0}
+    (folder / "imagebooth_model.json").write_text(json.dumps(card))
+    fast = engine_cache.get(ModelRef(base=folder), "fast")
+    result = generate(fast, GenerationRequest(prompt="a red circle", seeds=[1]))
+    assert (result.steps, result.guidance_scale, result.model_name) == (6, 3.0, "shapes-v1")
+    quality = engine_cache.get(ModelRef(base=folder), "quality")
+    result = generate(quality, GenerationRequest(prompt="a red circle", seeds=[1], profile="quality"))
+    assert (result.steps, result.guidance_scale) == (25, 3.0)
