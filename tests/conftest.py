@@ -109,22 +109,27 @@ def _empty_all_tables() -> None:
             connection.execute(table.delete())
 
 
-def _flush_redis() -> None:
+def _empty_broker_and_redis() -> None:
+    from app.config import get_settings
     from app.redis_client import get_redis
 
     client = get_redis()
     if client is not None:
-        client.flushdb()
+        client.flushdb()  # also the Redis broker's queues
+    queue_dir = get_settings().broker_transport_options.get("data_folder_in")
+    if queue_dir and Path(queue_dir).is_dir():
+        for message in Path(queue_dir).iterdir():
+            message.unlink(missing_ok=True)
 
 
 @pytest.fixture
 def clean_state(db_schema: None) -> Iterator[None]:
-    """Empty tables (and Redis in `real` mode) before the test."""
+    """Empty tables, queues (and Redis in `real` mode) before the test."""
     from app.config import get_settings
 
     get_settings.cache_clear()
     _empty_all_tables()
-    _flush_redis()
+    _empty_broker_and_redis()
     yield
 
 
