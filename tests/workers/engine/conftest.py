@@ -50,3 +50,13 @@ def loaded(engine_cache, tiny_ref):
 @pytest.fixture()
 def loaded_fast(engine_cache, tiny_ref):
     return engine_cache.get(tiny_ref, "fast")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors gain nothing from threads, and on a shared 2-core machine (training jobs,
+    other suites) spinning OpenMP threads made single tests 10x slower. Restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
