@@ -55,3 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f'done: "{token}" is your subject\'s token; try: "a {token} {args.class_noun} on a red background"')
     print(f"model: {args.out}  logs: tensorboard --logdir {work}")
     return card
+
+
+if __name__ == "__main__":  # multi-device runs re-execute this module in each process
+    main()

@@ -94,8 +94,10 @@ def run_finetune(job: FinetuneJob, hooks: Hooks | None = None) -> dict:
     timings = {"prepare_s": time.monotonic() - started}
     # 3. training
     hooks.on_phase("training")
-    module = fit(job, unet, text_encoder, tokenizer, scheduler, instance, klass, hooks)
+    module, trainer = fit(job, unet, text_encoder, tokenizer, scheduler, instance, klass, hooks)
     timings["train_s"] = time.monotonic() - started - timings["prepare_s"]
+    if trainer.global_rank != 0:
+        return {}  # with several devices only the first process validates and exports
     # 4. validating
     hooks.on_phase("validating")
     from workers.dreambooth.export import export_model, validation_pictures
@@ -138,4 +140,4 @@ def fit(job: FinetuneJob, unet, text_encoder, tokenizer, scheduler, instance, kl
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
     if trainer.global_step < cfg.steps:
         raise Canceled(f"stopped at step {trainer.global_step} of {cfg.steps}")
-    return module
+    return module, trainer
