@@ -111,10 +111,11 @@ def ping_database() -> None:
         connection.execute(text("SELECT 1"))
 
 
-def dispose_engines() -> None:
-    """Forget cached engines (tests and forked processes)."""
+def dispose_engines(close: bool = True) -> None:
+    """Forget cached engines. In a forked child pass close=False: the connections belong
+    to the parent, and the child must neither use nor close them."""
     with _engines_lock:
         for engine in _engines.values():
-            engine.dispose()
+            engine.dispose(close=close)
         _engines.clear()
     _sessionmaker_for.cache_clear()

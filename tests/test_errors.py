@@ -72,8 +72,6 @@ def test_healthz_stays_up_when_the_database_is_down(database_down) -> None:
 
 
 def test_unexpected_error_is_a_generic_500(client) -> None:
-    from app.errors import AppError  # noqa: F401  (the family the handler falls back from)
-
     def explode() -> None:
         raise RuntimeError("secret internals")
 

@@ -11,9 +11,11 @@ import importlib.util
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import worker_process_init
 from kombu import Exchange, Queue
 
 from app.config import Settings, get_settings
+from app.db import dispose_engines
 
 INFERENCE_QUEUE = "inference"
 TRAINING_QUEUE = "training"
@@ -75,6 +77,13 @@ def create_celery(settings: Settings | None = None) -> Celery:
         enable_utc=True,
     )
     return celery
+
+
+@worker_process_init.connect
+def _fresh_database_connections_in_child(**_: object) -> None:
+    # Prefork pool children inherit the parent's pooled connections; sharing them corrupts
+    # both sides, so each child opens its own.
+    dispose_engines(close=False)
 
 
 app = create_celery()
