@@ -20,7 +20,9 @@ DEFAULT_PORT = 8000
 # Their own flags pass through untouched.
 DELEGATED_COMMANDS: dict[tuple[str, ...], str] = {
     ("train-base",): "workers.shapes.train",
+    ("finetune",): "workers.dreambooth.cli",
     ("eval", "prompts"): "workers.shapes.evaluate",
+    ("eval", "subject"): "workers.dreambooth.evaluate",
 }
 
 
@@ -48,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--note", default=None)
 
     commands.add_parser("train-base", add_help=False, help="train the bundled base model (flags: train-base --help)")
-    evaluate = commands.add_parser("eval", help="evaluations (eval prompts --help)")
-    evaluate.add_argument("what", choices=["prompts"])
+    commands.add_parser("finetune", add_help=False, help="a DreamBooth fine-tune from photos (flags: finetune --help)")
+    evaluate = commands.add_parser("eval", help="evaluations (eval prompts --help, eval subject --help)")
+    evaluate.add_argument("what", choices=sorted(key[1] for key in DELEGATED_COMMANDS if key[0] == "eval"))
     return parser
 
 

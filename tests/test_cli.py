@@ -68,6 +68,15 @@ def test_eval_prompts_passes_its_flags_through(fake_module) -> None:
     assert calls == [["--model", "models/shapes-v1", "--n", "8"]]
 
 
+def test_finetune_and_eval_subject_pass_their_flags_through(fake_module) -> None:
+    finetune = fake_module("workers.dreambooth.cli")
+    assert cli.main(["finetune", "--images", "a.png", "b.png", "c.png", "--class-noun", "circle", "--out", "o"]) == 0
+    assert finetune == [["--images", "a.png", "b.png", "c.png", "--class-noun", "circle", "--out", "o"]]
+    evaluation = fake_module("workers.dreambooth.evaluate")
+    assert cli.main(["eval", "subject", "--steps", "50"]) == 0
+    assert evaluation[-1] == ["--steps", "50"]
+
+
 def test_unknown_flags_on_web_commands_are_errors(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["migrate", "--bogus"])
