@@ -171,15 +171,21 @@ class PipelineCache:
     cached pipeline (each run builds its own scheduler), so it needs no lock.
     """
 
-    def __init__(self, max_personal: int = DEFAULT_PERSONAL_CACHE_SIZE, device: torch.device | None = None):
+    def __init__(
+        self,
+        max_personal: int = DEFAULT_PERSONAL_CACHE_SIZE,
+        device: torch.device | None = None,
+        compile_unet: bool = False,
+    ):
         self.max_personal = max_personal
         self.device = device or pick_device()
+        self.compile_unet = compile_unet
         self._bases: dict[tuple[Path, str], LoadedPipeline] = {}
         self._personal: OrderedDict[tuple[Path, Path, str], LoadedPipeline] = OrderedDict()
         self._lock = threading.RLock()
 
     def get(self, ref: ModelRef, profile_name: str = DEFAULT_PROFILE) -> LoadedPipeline:
-        profile = resolve_profile(profile_name, self.device)
+        profile = resolve_profile(profile_name, self.device, self.compile_unet)
         with self._lock:
             base = self._get_base(Path(ref.base).resolve(), profile)
             if ref.personal is None:

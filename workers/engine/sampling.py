@@ -163,8 +163,7 @@ def generate(loaded: LoadedPipeline, request: GenerationRequest, on_progress=Non
     started = time.perf_counter()
     plan = plan_request(loaded, request)
     pipe, device = loaded.pipe, loaded.device
-    scheduler = make_scheduler(pipe.scheduler.config, plan.sampler)
-    scheduler.set_timesteps(plan.steps, device=device)
+    scheduler = make_scheduler(pipe.scheduler.config, plan.sampler, plan.steps, device)
     marks = [time.perf_counter()]
     with torch.inference_mode(), autocast_context(loaded.profile, device):
         embeddings = encode_prompt(pipe, plan, device)

@@ -22,6 +22,9 @@ class SamplerSpec:
 
     class_name: str
     solver_kwargs: dict[str, Any] = field(default_factory=dict)
+    # PNDM repeats one timestep on purpose (its own counter copes); the others look their
+    # step up by timestep value and break on repeats.
+    repeats_timesteps: bool = False
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
@@ -39,15 +42,16 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "Euler": SamplerSpec("EulerDiscreteScheduler", {"use_karras_sigmas": False}),
     "DDIM": SamplerSpec("DDIMScheduler"),
     # Stock StableDiffusionPipeline's default for SD 1.x folders; kept for comparisons.
-    "PLMS": SamplerSpec("PNDMScheduler", {"skip_prk_steps": True}),
+    "PLMS": SamplerSpec("PNDMScheduler", {"skip_prk_steps": True}, repeats_timesteps=True),
 }
 
 
-def make_scheduler(model_scheduler_config: Any, sampler: str):
+def make_scheduler(model_scheduler_config: Any, sampler: str, steps: int | None = None, device=None):
     """A fresh scheduler for one request: `sampler`'s solver on the model's own schedule.
 
     Schedulers carry per-run state (step index, previous model outputs), so every
-    generation gets its own; building one from a config costs microseconds.
+    generation gets its own; building one from a config costs microseconds. With `steps`,
+    the timesteps are set and checked.
     """
     import diffusers
 
@@ -56,4 +60,21 @@ def make_scheduler(model_scheduler_config: Any, sampler: str):
         known = ", ".join(sorted(SAMPLERS))
         raise ValueError(f"sampler: unknown sampler {sampler!r} (known: {known})")
     scheduler_class = getattr(diffusers, spec.class_name)
-    return scheduler_class.from_config(model_scheduler_config, **spec.solver_kwargs)
+    scheduler = scheduler_class.from_config(model_scheduler_config, **spec.solver_kwargs)
+    if steps is not None:
+        scheduler.set_timesteps(steps, device=device)
+        if not spec.repeats_timesteps:
+            _check_timesteps(scheduler, sampler, steps)
+    return scheduler
+
+
+def _check_timesteps(scheduler, sampler: str, steps: int) -> None:
+    # Karras sigmas on a cosine ("squaredcos_cap_v2") schedule, as the bundled model uses,
+    # bunch several steps onto the same timestep (measured: 6 steps -> 998, 998, 998, ...);
+    # diffusers' step-index lookup then runs off the end of its sigmas (IndexError mid-run).
+    timesteps = scheduler.timesteps.tolist()
+    if len(set(timesteps)) != len(timesteps):
+        raise ValueError(
+            f"sampler: {sampler} repeats timesteps on this model's noise schedule at {steps} steps; "
+            "use DPM++ 2M or UniPC"
+        )

@@ -101,7 +101,7 @@ def test_parameters_of_a_generated_image_reproduce_it(loaded_fast):
     result = generate(loaded_fast, GenerationRequest(prompt="a blue star", negative_prompt="red", n=2, seeds=[9, 10]))
     params = read_parameters(png_bytes(result.images[1], parameters_for(result, 1)))
     assert (params.prompt, params.negative_prompt, params.seed) == ("a blue star", "red", 10)
-    assert (params.steps, params.sampler, params.cfg_scale) == (result.steps, "DPM++ 2M", result.guidance_scale)
+    assert (params.steps, params.sampler, params.cfg_scale) == (result.steps, "UniPC", result.guidance_scale)
     assert (params.width, params.height, params.model) == (32, 32, "tiny-sd")
     again = generate(loaded_fast, GenerationRequest(
         prompt=params.prompt, negative_prompt=params.negative_prompt, seeds=[params.seed],

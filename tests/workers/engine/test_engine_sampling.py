@@ -97,7 +97,7 @@ def test_defaults_come_from_the_profile_and_the_model(loaded, loaded_fast):
     fast = generate(loaded_fast, GenerationRequest(prompt="a red circle", seeds=[5]))
     assert fast.images[0].size == (32, 32)
     # Fast takes its steps and guidance from the model; without a card, 8 and 7.5.
-    assert (fast.steps, fast.guidance_scale, fast.sampler, fast.profile) == (8, 7.5, "DPM++ 2M", "fast")
+    assert (fast.steps, fast.guidance_scale, fast.sampler, fast.profile) == (8, 7.5, "UniPC", "fast")
     assert fast.model_name == "tiny-sd"
     assert fast.timing.denoise_s > 0 and fast.timing.total_s >= fast.timing.denoise_s
 
