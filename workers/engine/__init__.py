@@ -12,7 +12,14 @@ web process never imports it (ARCHITECTURE.md rule 1).
 """
 
 from workers.engine.inputs import GenerationRequest, GenerationResult, RequestError, Timing, check_request
-from workers.engine.loading import LoadedPipeline, ModelRef, PipelineCache, get_pipeline, process_cache
+from workers.engine.loading import (
+    LoadedPipeline,
+    ModelRef,
+    PipelineCache,
+    configure_process_cache,
+    get_pipeline,
+    process_cache,
+)
 from workers.engine.png_metadata import (
     ImageParameters,
     format_parameters,
@@ -37,6 +44,7 @@ __all__ = [
     "RequestError",
     "Timing",
     "check_request",
+    "configure_process_cache",
     "format_parameters",
     "generate",
     "generate_images",

@@ -240,3 +240,9 @@ def get_pipeline(ref: ModelRef, profile_name: str = DEFAULT_PROFILE) -> LoadedPi
 
 def process_cache() -> PipelineCache:
     return _process_cache
+
+
+def configure_process_cache(max_personal: int = DEFAULT_PERSONAL_CACHE_SIZE, compile_unet: bool = False) -> None:
+    """Replace this process's cache with one set up from worker settings (at worker start)."""
+    global _process_cache
+    _process_cache = PipelineCache(max_personal=max_personal, compile_unet=compile_unet)

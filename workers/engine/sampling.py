@@ -26,7 +26,10 @@ from workers.engine.loading import LoadedPipeline, ModelRef, get_pipeline
 from workers.engine.profiles import autocast_context
 from workers.engine.schedulers import make_scheduler
 
-ProgressCallback = Callable[[int, int], None]  # (step done, total steps); caller throttles
+# (step done, total steps), called after every denoising step; the caller throttles its own
+# writes. An exception raised from it stops the run and propagates: that is how a job is
+# cancelled mid-generation.
+ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def predict_noise(unet, scheduler, latents, t, embeddings, guidance_scale: float
     return uncond + guidance_scale * (cond - uncond)
 
 
-def denoise(pipe, plan, scheduler, latents, embeddings, on_progress=None) -> torch.Tensor:
+def denoise(pipe, plan, scheduler, latents, embeddings, on_progress: ProgressCallback | None = None):
     """4. Walk the scheduler's timesteps; latents stay fp32 whatever the UNet's dtype."""
     timesteps = scheduler.timesteps
     total = len(timesteps)
@@ -158,7 +161,9 @@ def decode_latents(pipe, latents: torch.Tensor) -> list:
     return pipe.image_processor.numpy_to_pil(pixels.permute(0, 2, 3, 1).cpu().numpy())
 
 
-def generate(loaded: LoadedPipeline, request: GenerationRequest, on_progress=None) -> GenerationResult:
+def generate(
+    loaded: LoadedPipeline, request: GenerationRequest, on_progress: ProgressCallback | None = None
+) -> GenerationResult:
     """Run one request on a loaded pipeline; all n images go through as one batch."""
     started = time.perf_counter()
     plan = plan_request(loaded, request)
@@ -199,7 +204,9 @@ def _result(loaded, request, plan: SamplingPlan, images, timing: Timing) -> Gene
     )
 
 
-def generate_images(model: ModelRef, request: GenerationRequest, on_progress=None) -> GenerationResult:
+def generate_images(
+    model: ModelRef, request: GenerationRequest, on_progress: ProgressCallback | None = None
+) -> GenerationResult:
     """The worker's one call: warm (or load) the pipeline for `model`, then generate."""
     check_request(request)  # fail on bad input before spending seconds on a load
     started = time.perf_counter()
@@ -212,5 +219,8 @@ def generate_images(model: ModelRef, request: GenerationRequest, on_progress=Non
 
 
 def warm_up(model: ModelRef, profile: str = "fast") -> GenerationResult:
-    """Load and run one tiny generation at worker start (also triggers torch.compile)."""
+    """Load and run one small generation at worker start, so the first job pays no load.
+
+    With compile_unet on, this compiles for batch 1 only; each new batch size compiles again.
+    """
     return generate_images(model, GenerationRequest(prompt="warm up", seeds=[0], steps=2, profile=profile))

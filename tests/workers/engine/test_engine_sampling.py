@@ -152,3 +152,26 @@ def test_model_card_sets_default_steps_guidance_and_name(tmp_path, engine_cache)
     quality = engine_cache.get(ModelRef(base=folder), "quality")
     result = generate(quality, GenerationRequest(prompt="a red circle", seeds=[1], profile="quality"))
     assert (result.steps, result.guidance_scale) == (25, 3.0)
+
+
+def test_raising_from_the_progress_callback_cancels_the_run(loaded):
+    class Cancelled(Exception):
+        pass
+
+    def cancel_at_two(step, total):
+        if step == 2:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        generate(loaded, request(steps=5), on_progress=cancel_at_two)
+
+
+def test_generate_images_and_warm_up_use_the_process_cache(tiny_ref):
+    from workers.engine import generate_images, process_cache, warm_up
+
+    warmed = warm_up(tiny_ref, "fast")
+    assert warmed.steps == 2 and len(warmed.images) == 1
+    result = generate_images(tiny_ref, GenerationRequest(prompt="a red circle", n=2, seeds=[1, 2]))
+    assert result.timing.load_s < 1.0  # already warm
+    assert result.seeds == [1, 2] and result.model_name == "tiny-sd"
+    assert process_cache().get(tiny_ref, "fast").pipe is process_cache().get(tiny_ref, "fast").pipe
