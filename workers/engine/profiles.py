@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 from dataclasses import dataclass
 
 import torch
 
 from workers.engine.inputs import PROFILE_NAMES
 
-logger = logging.getLogger(__name__)
 
 DEFAULT_PROFILE = "fast"
 
