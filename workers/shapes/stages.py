@@ -176,3 +176,19 @@ def export(recipe: Recipe, out: Path, vae_model, unet_model, text_encoder, tok, 
         (out / "tokenizer" / name).write_bytes((Path(tok.name_or_path) / name).read_bytes())
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
     (out / "training_times.json").write_text(json.dumps({k: round(v, 1) for k, v in timings.items()}, indent=2))
+
+
+def export_checkpoint(recipe: Recipe, work: Path, out: Path) -> None:
+    """Exports the EMA weights of the UNet stage's last checkpoint (a run still going, or
+    one that was interrupted), so a model can be looked at before training ends."""
+    from diffusers import AutoencoderKL
+
+    tok = tokenizer(recipe, work)
+    vae_model = AutoencoderKL.from_pretrained(str(work / "vae")).eval()
+    scaling = float(torch.load(work / "latents.pt")["scaling"])
+    state = torch.load(work / "checkpoints" / "unet" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    unet_model = build_unet(recipe.arch)
+    text_encoder = build_text_encoder(recipe.arch, len(tok), tok.bos_token_id, tok.eos_token_id, MAX_LENGTH)
+    for prefix, model in (("ema_unet.", unet_model), ("ema_text_encoder.", text_encoder)):
+        model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    export(recipe, out, vae_model, unet_model.eval(), text_encoder.eval(), tok, scaling, load_timings(work))

@@ -32,10 +32,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="where the diffusers folder goes (default models/<name>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --work-dir (default: refuse to mix runs)")
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke configuration")
+    parser.add_argument("--export-only", action="store_true",
+                        help="with --resume: export the EMA weights of the last checkpoint now, without training on")
     return parser.parse_args(argv)
 
 
 def load_recipe(args: argparse.Namespace) -> Recipe:
+    saved = args.work_dir / "recipe.json"
+    if args.resume and saved.exists() and not (args.config or args.tiny):
+        return Recipe.from_dict(json.loads(saved.read_text()))  # resuming keeps the run's recipe
     if args.tiny:
         return Recipe.from_dict(TINY)
     return Recipe.from_yaml(args.config) if args.config else Recipe()
@@ -52,6 +57,12 @@ def main(argv: list[str] | None = None) -> Path:
     recipe_file.write_text(json.dumps(recipe.to_dict(), indent=2))
     out = args.out or Path(__file__).resolve().parents[2] / "models" / recipe.model_name
     started = time.monotonic()
+    if args.export_only:
+        from workers.shapes import stages
+
+        stages.export_checkpoint(recipe, work, out)
+        print(f"exported the last checkpoint -> {out}")
+        return out
     train_recipe(recipe, work, out)
     print(f"done in {(time.monotonic() - started) / 60:.1f} min -> {out}")
     return out

@@ -43,3 +43,12 @@ def test_refuses_to_mix_runs_and_resumes_without_retraining(trained):
     before = (work / "checkpoints" / "unet" / "last.ckpt").stat().st_mtime
     main(["--tiny", "--work-dir", str(work), "--out", str(out), "--resume"])
     assert (work / "checkpoints" / "unet" / "last.ckpt").stat().st_mtime == before
+
+
+def test_export_only_writes_the_last_checkpoint_as_a_model(trained, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    work, _ = trained
+    out = main(["--tiny", "--resume", "--export-only", "--work-dir", str(work), "--out", str(tmp_path / "early")])
+    pipe = StableDiffusionPipeline.from_pretrained(str(out), local_files_only=True)
+    assert pipe.unet.config.sample_size == 16
