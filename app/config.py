@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     free_daily_credits: int = Field(25, ge=0)
     image_credit_cost: int = Field(1, ge=0)
     finetune_credit_cost: int = Field(20, ge=0)
+    # A YAML file laid over the base model's DreamBooth preset for every fine-tune (tests
+    # point it at a tiny config; operators can tune steps, class images and the like).
+    finetune_config: Path | None = None
+    # A running fine-tune whose heartbeat is older than this is presumed dead (its worker
+    # was killed); a starting worker puts it back on the queue, to resume from its checkpoint.
+    finetune_stale_after_s: float = Field(120.0, gt=0)
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
 
@@ -66,6 +72,8 @@ class Settings(BaseSettings):
     def _derive_defaults(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
         self.model_path = self.model_path.expanduser().resolve()
+        if self.finetune_config is not None:
+            self.finetune_config = self.finetune_config.expanduser().resolve()
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.data_dir / 'imagebooth.db'}"
         self.database_url = _with_psycopg_driver(self.database_url)

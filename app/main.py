@@ -18,6 +18,7 @@ from app.errors import install_error_handlers
 from app.health import router as health_router
 from app.pages.rendering import STATIC_DIR
 from app.pages.router import router as pages_router
+from app.personalization.router import router as personalization_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,5 +33,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(pages_router)
+    app.include_router(personalization_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

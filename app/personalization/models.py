@@ -114,3 +114,9 @@ class Finetune(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
+    # Written by the worker while it trains: when it expects to finish (the API's ETA),
+    # how many runs the job has had (a killed worker's job runs again), and the first step
+    # of the latest run when it continued from a checkpoint instead of step 0.
+    expected_finish_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    resumed_from_step: Mapped[int | None] = mapped_column(Integer)

@@ -1,0 +1,71 @@
+"""Subjects and fine-tunes over HTTP (see API.md, Personalization)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Body, File, Form, UploadFile
+
+from app.auth.dependencies import CurrentUser
+from app.db import SessionDep
+from app.errors import ServiceUnavailable
+from app.personalization import repository, service
+from app.personalization.schemas import FinetuneCreated, FinetuneOut, FinetuneRequest, SubjectList, SubjectOut
+from app.queue import enqueue
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1", tags=["personalization"])
+FINETUNE_TASK = "finetune.run"
+
+
+@router.post("/subjects", status_code=201, response_model=SubjectOut)
+async def create_subject(
+    user: CurrentUser,
+    session: SessionDep,
+    name: Annotated[str | None, Form()] = None,
+    class_noun: Annotated[str | None, Form()] = None,
+    images: Annotated[list[UploadFile], File(description="3 to 5 photos of the subject")] = [],  # noqa: B006
+) -> SubjectOut:
+    subject = await service.create_subject(session, user, name, class_noun, images)
+    return service.subject_view(session, subject)
+
+
+@router.get("/subjects", response_model=SubjectList)
+def list_subjects(user: CurrentUser, session: SessionDep) -> SubjectList:
+    return SubjectList(items=service.subject_views(session, repository.subjects_of(session, user.id)))
+
+
+@router.get("/subjects/{subject_id}", response_model=SubjectOut)
+def get_subject(subject_id: str, user: CurrentUser, session: SessionDep) -> SubjectOut:
+    return service.subject_view(session, service.own_subject(session, user, subject_id))
+
+
+@router.post("/subjects/{subject_id}/finetunes", status_code=202, response_model=FinetuneCreated)
+def start_finetune(
+    subject_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    request: Annotated[FinetuneRequest | None, Body()] = None,
+) -> FinetuneCreated:
+    finetune = service.start_finetune(session, user, subject_id, request or FinetuneRequest())
+    # The worker must find the row: commit before the message can reach it.
+    session.commit()
+    try:
+        enqueue(FINETUNE_TASK, finetune.id)
+    except Exception as unreachable:  # noqa: BLE001 - any broker failure means "not queued"
+        log.error("could not enqueue fine-tune %s: %s", finetune.id, unreachable)
+        service.mark_enqueue_failed(session, finetune.id)
+        session.commit()
+        raise ServiceUnavailable("The job queue is unreachable; the fine-tune was not started.") from unreachable
+    return FinetuneCreated(id=finetune.id, status=finetune.status, cost=finetune.cost)
+
+
+@router.get("/finetunes/{finetune_id}", response_model=FinetuneOut)
+def get_finetune(finetune_id: str, user: CurrentUser, session: SessionDep) -> FinetuneOut:
+    return service.finetune_view(service.own_finetune(session, user, finetune_id))
+
+
+@router.post("/finetunes/{finetune_id}/cancel", response_model=FinetuneOut)
+def cancel_finetune(finetune_id: str, user: CurrentUser, session: SessionDep) -> FinetuneOut:
+    return service.finetune_view(service.cancel_finetune(session, user, finetune_id))

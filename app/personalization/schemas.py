@@ -1,0 +1,70 @@
+"""Request and response bodies for subjects and fine-tunes."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.model_base import JobStatus
+from app.personalization.models import FinetunePhase
+
+MAX_FINETUNE_STEPS = 2000
+CLASS_NOUN_MAX_CHARS = 40
+SUBJECT_NAME_MAX_CHARS = 100
+# Words of letters (any alphabet) separated by single spaces or hyphens: "dog", "teddy bear",
+# "t-shirt". The noun goes into prompts, so digits and punctuation are refused.
+CLASS_NOUN_PATTERN = re.compile(r"^[^\W\d_]+(?:[ -][^\W\d_]+)*$")
+
+
+class SubjectOut(BaseModel):
+    id: str
+    name: str
+    class_noun: str
+    token: str
+    photo_count: int
+    created_at: datetime
+
+
+class SubjectList(BaseModel):
+    items: list[SubjectOut]
+
+
+class FinetuneRequest(BaseModel):
+    """Per-job overrides of the base model's preset; anything left out keeps the preset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int | None = Field(None, ge=1, le=MAX_FINETUNE_STEPS)
+    method: Literal["full", "lora"] | None = None
+    prior_preservation: bool | None = None
+
+    def overrides(self) -> dict[str, object]:
+        return self.model_dump(exclude_none=True)
+
+
+class FinetuneCreated(BaseModel):
+    id: str
+    status: JobStatus
+    cost: int
+
+
+class FinetuneOut(BaseModel):
+    id: str
+    subject_id: str
+    status: JobStatus
+    phase: FinetunePhase
+    progress: float
+    step: int
+    total_steps: int
+    eta_seconds: float | None = None
+    model_id: str | None = None
+    error: str | None = None
+    cost: int
+    attempts: int
+    resumed_from_step: int | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None

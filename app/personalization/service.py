@@ -1,0 +1,223 @@
+"""Rules for subjects and fine-tunes, as the web process applies them.
+
+Services add and flush; the request commits. The worker's side of a fine-tune's life
+(claiming it, progress, outcome) is in `app.personalization.runs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi import UploadFile
+from sqlalchemy.orm import Session
+
+from app import storage
+from app.auth.models import User
+from app.config import get_settings
+from app.errors import AppError, NotFound
+from app.model_base import JobStatus, new_id, utcnow
+from app.personalization import repository, uploads
+from app.personalization.models import Finetune, FinetunePhase, Subject, SubjectPhoto
+from app.personalization.schemas import (
+    CLASS_NOUN_MAX_CHARS,
+    CLASS_NOUN_PATTERN,
+    SUBJECT_NAME_MAX_CHARS,
+    FinetuneOut,
+    FinetuneRequest,
+    SubjectOut,
+)
+from app.personalization.tokens import pick_token
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+
+
+# --- subjects ---------------------------------------------------------------------------
+async def create_subject(
+    session: Session, user: User, name: str | None, class_noun: str | None, images: list[UploadFile]
+) -> Subject:
+    """Check everything first; store nothing unless every field and every photo is good."""
+    # 1. fields and count
+    problems = _field_problems(name, class_noun)
+    if not uploads.MIN_PHOTOS <= len(images) <= uploads.MAX_PHOTOS:
+        problems.append(Problem("images", f"send {uploads.MIN_PHOTOS} to {uploads.MAX_PHOTOS} photos (got {len(images)})"))
+    # 2. every photo by its content
+    checked, rejected = await _check_photos(images)
+    rejected += uploads.duplicates(checked)
+    if problems or rejected:
+        raise _subject_rejected(problems, rejected)
+    # 3. store: rows in this transaction, files in the user's private folder
+    subject = Subject(
+        id=new_id(), user_id=user.id, name=_clean_name(name), class_noun=_clean_noun(class_noun),
+        token=pick_token(get_settings().model_path, repository.tokens_of(session, user.id)),
+    )
+    session.add(subject)
+    written = []
+    try:
+        for photo in checked:
+            relative = f"uploads/{user.id}/subjects/{subject.id}/{new_id()}.png"
+            written.append(storage.write_bytes(relative, photo.png))
+            session.add(SubjectPhoto(subject_id=subject.id, path=relative, sha256=photo.sha256,
+                                     width=photo.width, height=photo.height))
+        session.flush()
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return subject
+
+
+async def _check_photos(images: list[UploadFile]) -> tuple[list[uploads.CheckedPhoto], list[uploads.Rejection]]:
+    limit = get_settings().max_upload_bytes
+    checked, rejected = [], []
+    for index, upload in enumerate(images[: uploads.MAX_PHOTOS + 1]):  # a wrong count is reported anyway
+        filename = _display_name(upload.filename, index)
+        data = await uploads.read_bounded(upload, limit)
+        result = uploads.too_large(filename, limit) if data is None else uploads.check_photo(filename, data)
+        (checked if isinstance(result, uploads.CheckedPhoto) else rejected).append(result)
+    return checked, rejected
+
+
+def _field_problems(name: str | None, class_noun: str | None) -> list[Problem]:
+    problems = []
+    cleaned_name = _clean_name(name)
+    if not cleaned_name:
+        problems.append(Problem("name", "is required"))
+    elif len(cleaned_name) > SUBJECT_NAME_MAX_CHARS:
+        problems.append(Problem("name", f"must be at most {SUBJECT_NAME_MAX_CHARS} characters"))
+    noun = _clean_noun(class_noun)
+    if not noun:
+        problems.append(Problem("class_noun", "is required (what the subject is: dog, circle, teddy bear)"))
+    elif len(noun) > CLASS_NOUN_MAX_CHARS or not CLASS_NOUN_PATTERN.match(noun):
+        problems.append(Problem(
+            "class_noun", f"must be 1-{CLASS_NOUN_MAX_CHARS} characters of letters, spaces and hyphens",
+        ))
+    return problems
+
+
+def _subject_rejected(problems: list[Problem], rejected: list[uploads.Rejection]) -> AppError:
+    parts = [f"{p.field}: {p.message}" for p in problems] + [f"{r.file}: {r.reason}" for r in rejected]
+    return AppError(
+        "validation_error", "; ".join(parts), 422,
+        fields=[{"field": p.field, "message": p.message} for p in problems],
+        files=[{"file": r.file, "reason": r.reason} for r in rejected],
+    )
+
+
+def _clean_name(name: str | None) -> str:
+    return " ".join((name or "").split())
+
+
+def _clean_noun(noun: str | None) -> str:
+    # Prompts are matched in any letter case; one spelling keeps tokens and class banks shared.
+    return " ".join((noun or "").split()).lower()
+
+
+def _display_name(filename: str | None, index: int) -> str:
+    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return base[:200] or f"file {index + 1}"
+
+
+def subject_view(session: Session, subject: Subject) -> SubjectOut:
+    return subject_views(session, [subject])[0]
+
+
+def subject_views(session: Session, subjects: list[Subject]) -> list[SubjectOut]:
+    counts = repository.photo_counts(session, [s.id for s in subjects])
+    return [
+        SubjectOut(id=s.id, name=s.name, class_noun=s.class_noun, token=s.token,
+                   photo_count=counts.get(s.id, 0), created_at=s.created_at)
+        for s in subjects
+    ]
+
+
+def own_subject(session: Session, user: User, subject_id: str) -> Subject:
+    subject = repository.subject_of(session, user.id, subject_id)
+    if subject is None:
+        raise NotFound("subject")
+    return subject
+
+
+# --- fine-tunes -------------------------------------------------------------------------
+def start_finetune(session: Session, user: User, subject_id: str, request: FinetuneRequest) -> Finetune:
+    """A queued job (the router enqueues it once this transaction has committed)."""
+    subject = own_subject(session, user, subject_id)
+    overrides = request.overrides()
+    finetune = Finetune(
+        id=new_id(), user_id=user.id, subject_id=subject.id, status=JobStatus.QUEUED,
+        phase=FinetunePhase.QUEUED, progress=0.0, step=0, total_steps=overrides.get("steps", 0),
+        config=overrides, cost=0,
+    )
+    session.add(finetune)
+    session.flush()
+    finetune.cost = charge(session, user, finetune)
+    return finetune
+
+
+def charge(session: Session, user: User, finetune: Finetune) -> int:
+    """THE charge for a fine-tune: settings.finetune_credit_cost, reference
+    f"finetune:{finetune.id}". Returns what was charged.
+
+    Fine-tunes are free until the credits issue lands its `reserve`; it goes here (and
+    raises 402 on a short balance, which rolls the job back with the request)."""
+    return 0
+
+
+def settle(session: Session, finetune: Finetune) -> None:
+    """THE settlement once a fine-tune's outcome is known (succeeded: keep the charge;
+    failed or canceled: refund). Called by whoever moves the job to its final state - the
+    task (`app.personalization.runs`) or a cancel - and only by the one whose conditional
+    update won, so once per job.
+    The credits issue's `settle` (idempotent by reference) goes here."""
+
+
+def mark_enqueue_failed(session: Session, finetune_id: str) -> None:
+    if repository.update_where(session, finetune_id, (JobStatus.QUEUED,), status=JobStatus.FAILED,
+                               error="The job could not be queued; try again.", finished_at=utcnow()):
+        finetune = repository.finetune_by_id(session, finetune_id)
+        if finetune is not None:
+            settle(session, finetune)
+
+
+def own_finetune(session: Session, user: User, finetune_id: str) -> Finetune:
+    finetune = repository.finetune_of(session, user.id, finetune_id)
+    if finetune is None:
+        raise NotFound("fine-tune")
+    return finetune
+
+
+def cancel_finetune(session: Session, user: User, finetune_id: str) -> Finetune:
+    """The job ends canceled at once. A worker that holds it reads the status while it
+    trains and stops within about a second; whoever moves a job to a final state settles
+    its charge, so here that is the web process (also when the worker is long dead)."""
+    finetune = own_finetune(session, user, finetune_id)
+    if repository.update_where(session, finetune.id, repository.PENDING, status=JobStatus.CANCELED,
+                               finished_at=utcnow(), expected_finish_at=None):
+        finetune = repository.finetune_by_id(session, finetune.id)
+        settle(session, finetune)
+    else:
+        finetune = repository.finetune_by_id(session, finetune.id)  # already over: nothing changes
+    return finetune
+
+
+def finetune_view(finetune: Finetune, now: datetime | None = None) -> FinetuneOut:
+    return FinetuneOut(
+        id=finetune.id, subject_id=finetune.subject_id, status=finetune.status, phase=finetune.phase,
+        progress=finetune.progress, step=finetune.step, total_steps=finetune.total_steps,
+        eta_seconds=_eta_seconds(finetune, now or utcnow()), model_id=finetune.trained_model_id,
+        error=finetune.error, cost=finetune.cost, attempts=finetune.attempts,
+        resumed_from_step=finetune.resumed_from_step, created_at=finetune.created_at,
+        started_at=finetune.started_at, finished_at=finetune.finished_at,
+    )
+
+
+def _eta_seconds(finetune: Finetune, now: datetime) -> float | None:
+    if finetune.status.is_final:
+        return 0.0
+    if finetune.expected_finish_at is None:
+        return None  # not measured yet (queued, or still loading the model)
+    return round(max(0.0, (finetune.expected_finish_at - now).total_seconds()), 1)

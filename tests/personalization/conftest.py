@@ -1,0 +1,74 @@
+"""Fixtures for the personalization tests: a signed-up user, uploads, and what was stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from upload_samples import files, good_photos
+
+
+@pytest.fixture(autouse=True)
+def empty_uploads() -> None:
+    """Storage outlives a test; uploads start empty so "nothing stored" can be checked."""
+    import shutil
+
+    from app.config import get_settings
+
+    shutil.rmtree(get_settings().storage_dir / "uploads", ignore_errors=True)
+
+
+@pytest.fixture
+def user(client, accounts) -> dict:
+    """A signed-up user whose client sends an API key (no CSRF header needed)."""
+    me = accounts.signup(client)
+    client.headers["Authorization"] = f"Bearer {accounts.api_key(client)['key']}"
+    return me
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list[tuple[str, tuple[str, ...]]]:
+    """Records task sends instead of reaching the broker (tests that need no worker)."""
+    sent: list[tuple[str, tuple[str, ...]]] = []
+    monkeypatch.setattr("app.personalization.router.enqueue", lambda name, *ids: sent.append((name, ids)) or "task-id")
+    return sent
+
+
+@pytest.fixture
+def create_subject(client, user):
+    def create(photos=None, name="Rex", class_noun="circle", http_client=None):
+        data = {key: value for key, value in (("name", name), ("class_noun", class_noun)) if value is not None}
+        return (http_client or client).post("/api/v1/subjects", data=data, files=files(photos or good_photos(3)))
+
+    return create
+
+
+def stored_uploads() -> list[Path]:
+    from app.config import get_settings
+
+    root = get_settings().storage_dir / "uploads"
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def row_counts(db) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from app.models import CreditLedgerEntry, Finetune, Subject, SubjectPhoto, TrainedModel
+
+    db.expire_all()
+    return {
+        model.__tablename__: db.scalar(select(func.count()).select_from(model))
+        for model in (Subject, SubjectPhoto, Finetune, TrainedModel, CreditLedgerEntry)
+    }
+
+
+@pytest.fixture
+def nothing_stored(db):
+    """Asserts that no subject, photo, job, model, ledger entry or upload file exists."""
+
+    def check() -> None:
+        counts = row_counts(db)
+        assert counts == dict.fromkeys(counts, 0), counts
+        assert stored_uploads() == []
+
+    return check
