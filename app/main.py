@@ -13,8 +13,10 @@ from fastapi.staticfiles import StaticFiles
 
 from app.auth.router import router as auth_router
 from app.body_limit import BodySizeLimitMiddleware
+from app.catalog.router import router as catalog_router
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
+from app.generation.router import router as generation_router
 from app.health import router as health_router
 from app.pages.rendering import STATIC_DIR
 from app.pages.router import router as pages_router
@@ -32,6 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # 3. routes
     app.include_router(health_router)
     app.include_router(auth_router)
+    app.include_router(generation_router)
+    app.include_router(catalog_router)
     app.include_router(pages_router)
     app.include_router(personalization_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

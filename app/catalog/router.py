@@ -1,0 +1,29 @@
+"""Model catalog routes: list the models a caller may use, delete one's own."""
+
+from __future__ import annotations
+
+import shutil
+
+from fastapi import APIRouter, BackgroundTasks, Response, status
+
+from app.auth.dependencies import CurrentUser
+from app.catalog import service
+from app.catalog.schemas import ModelOut
+from app.db import SessionDep
+
+router = APIRouter(prefix="/api/v1", tags=["models"])
+
+
+@router.get("/models")
+def list_models(user: CurrentUser, session: SessionDep) -> list[ModelOut]:
+    return [ModelOut.model_validate(row, from_attributes=True) for row in service.list_models(session, user)]
+
+
+@router.delete("/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_model(model_id: str, user: CurrentUser, session: SessionDep, background: BackgroundTasks) -> Response:
+    folder = service.delete_model(session, user, model_id)
+    if folder is not None:
+        # Background tasks run after the response, so after the request's commit: files are
+        # removed only once no row points at them any more.
+        background.add_task(shutil.rmtree, folder, ignore_errors=True)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

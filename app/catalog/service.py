@@ -1,0 +1,134 @@
+"""Which models a user may generate with, and where their weights are.
+
+The base model is the folder in `settings.model_path`. It is registered as a `trained_models`
+row of kind 'base' the first time anyone asks (idempotently: its id is derived from its
+path, so concurrent first requests insert the same row once). Personal models are the rows
+the personalization domain inserts, visible only to their owner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app import storage
+from app.auth.models import User
+from app.catalog import repository
+from app.config import get_settings
+from app.errors import AppError
+from app.personalization.models import ModelKind, TrainedModel
+
+log = logging.getLogger(__name__)
+MODEL_CARD_NAME = "imagebooth_model.json"  # the engine's per-model defaults file
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What a worker needs to load a model: the base folder and an optional personal one."""
+
+    id: str
+    name: str
+    base_path: Path
+    personal_path: Path | None = None
+    default_steps: int = 8  # the base model card's (the engine reads the same file)
+    default_guidance: float = 7.5
+
+
+class ModelNotFound(AppError):
+    def __init__(self, model_id: str) -> None:
+        # Unknown and someone else's answer the same (never 403 for another user's object).
+        super().__init__("model_not_found", f"model: no model with id {model_id!r}.", 404, field="model")
+
+
+def base_model_id(path: Path) -> str:
+    return hashlib.md5(f"base:{path}".encode()).hexdigest()  # 32 hex chars: an id column
+
+
+def _card(folder: Path) -> dict:
+    try:
+        card = json.loads((folder / MODEL_CARD_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
+def _card_name(folder: Path) -> str:
+    return str(_card(folder).get("name") or folder.name)
+
+
+def _with_defaults(model: ResolvedModel) -> ResolvedModel:
+    # A job records the steps and guidance it runs with, so history shows (and a seed
+    # reproduces) the real values even if the model card changes later.
+    card = _card(model.base_path)
+    return replace(
+        model,
+        default_steps=int(card.get("steps", ResolvedModel.default_steps)),
+        default_guidance=float(card.get("guidance_scale", ResolvedModel.default_guidance)),
+    )
+
+
+def ensure_base_model(session: Session) -> TrainedModel:
+    """The configured base model's row, inserted on first use."""
+    path = get_settings().model_path
+    model_id = base_model_id(path)
+    existing = repository.get(session, model_id)
+    if existing is not None:
+        return existing
+    row = TrainedModel(id=model_id, user_id=None, name=_card_name(path), kind=ModelKind.BASE, path=str(path))
+    try:
+        with session.begin_nested():  # a concurrent first request may insert it too
+            session.add(row)
+    except IntegrityError:
+        row = repository.get(session, model_id)
+        assert row is not None
+    return row
+
+
+def _absolute(path: str) -> Path:
+    # Personal models live under storage (relative paths); base models anywhere (absolute).
+    return Path(path) if Path(path).is_absolute() else storage.resolve(path)
+
+
+def resolve_model(session: Session, user: User | str, model_id: str | None) -> ResolvedModel:
+    """The model to generate with: the base when `model_id` is None; 404 unless visible."""
+    return _with_defaults(_resolve(session, user, model_id))
+
+
+def _resolve(session: Session, user: User | str, model_id: str | None) -> ResolvedModel:
+    user_id = user if isinstance(user, str) else user.id
+    base = ensure_base_model(session)
+    if model_id is None or model_id == base.id:
+        return ResolvedModel(id=base.id, name=base.name, base_path=Path(base.path))
+    row = repository.visible_to(session, user_id, model_id)
+    if row is None:
+        raise ModelNotFound(model_id)
+    if row.kind == ModelKind.BASE:
+        return ResolvedModel(id=row.id, name=row.name, base_path=_absolute(row.path))
+    parent = repository.get(session, row.base_model_id) if row.base_model_id else None
+    base_path = _absolute(parent.path) if parent is not None else Path(base.path)
+    return ResolvedModel(id=row.id, name=row.name, base_path=base_path, personal_path=_absolute(row.path))
+
+
+def list_models(session: Session, user: User) -> list[TrainedModel]:
+    """The base model first, then the caller's own models, newest first."""
+    return [ensure_base_model(session), *repository.personal_models_of(session, user.id)]
+
+
+def delete_model(session: Session, user: User, model_id: str) -> Path | None:
+    """Delete one of the caller's own models; returns its folder when it lies in storage
+    (for the caller to remove once the deletion is committed)."""
+    row = repository.visible_to(session, user.id, model_id)
+    if row is None:
+        raise ModelNotFound(model_id)
+    if row.kind == ModelKind.BASE:
+        raise AppError("model_protected", "The base model cannot be deleted.", 403, field="model")
+    folder = None if Path(row.path).is_absolute() else storage.resolve(row.path)
+    session.delete(row)
+    session.flush()
+    return folder

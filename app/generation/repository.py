@@ -1,0 +1,105 @@
+"""Every query on generations and images. Owned rows are always filtered by owner."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from app.generation.models import Generation, Image
+from app.model_base import JobStatus
+
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def get(session: Session, job_id: str) -> Generation | None:
+    return session.get(Generation, job_id)
+
+
+def get_owned(session: Session, user_id: str, job_id: str) -> Generation | None:
+    return session.scalars(
+        select(Generation)
+        .where(Generation.id == job_id, Generation.user_id == user_id)
+        .options(selectinload(Generation.images))
+    ).one_or_none()
+
+
+def by_idempotency_key(session: Session, user_id: str, key: str) -> Generation | None:
+    return session.scalars(
+        select(Generation).where(Generation.user_id == user_id, Generation.idempotency_key == key)
+    ).one_or_none()
+
+
+def page_of(
+    session: Session, user_id: str, limit: int, after: tuple[datetime, str] | None
+) -> list[Generation]:
+    """Up to `limit` jobs newest first, strictly after the (created_at, id) keyset `after`."""
+    query = select(Generation).where(Generation.user_id == user_id)
+    if after is not None:
+        created_at, job_id = after
+        query = query.where(
+            or_(
+                Generation.created_at < created_at,
+                and_(Generation.created_at == created_at, Generation.id < job_id),
+            )
+        )
+    query = query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit)
+    return list(session.scalars(query.options(selectinload(Generation.images))))
+
+
+def queue_position(session: Session, job: Generation) -> int:
+    """1 for the next queued job to run: queued jobs created before this one, plus one."""
+    ahead = session.scalar(
+        select(func.count()).select_from(Generation).where(
+            Generation.status == JobStatus.QUEUED,
+            or_(
+                Generation.created_at < job.created_at,
+                and_(Generation.created_at == job.created_at, Generation.id < job.id),
+            ),
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+def progress_snapshot(session: Session, user_id: str, job_id: str) -> tuple[JobStatus, float] | None:
+    row = session.execute(
+        select(Generation.status, Generation.progress).where(
+            Generation.id == job_id, Generation.user_id == user_id
+        )
+    ).one_or_none()
+    return (row.status, row.progress) if row is not None else None
+
+
+def update_if(session: Session, job_id: str, statuses: tuple[JobStatus, ...], **values: Any) -> bool:
+    """Set `values` only while the job is in one of `statuses`; True if it was.
+
+    Every state change goes through here, so a worker and a cancel (or a sweep) racing on
+    one job cannot overwrite each other's final state.
+    """
+    result = session.execute(
+        update(Generation)
+        .where(Generation.id == job_id, Generation.status.in_(statuses))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def stale_running(session: Session, older_than: datetime) -> list[Generation]:
+    """Running jobs whose worker has not beaten its heartbeat since `older_than`."""
+    beat = func.coalesce(Generation.heartbeat_at, Generation.started_at, Generation.created_at)
+    return list(
+        session.scalars(select(Generation).where(Generation.status == JobStatus.RUNNING, beat < older_than))
+    )
+
+
+def image_owned(session: Session, user_id: str, image_id: str) -> Image | None:
+    return session.scalars(
+        select(Image).where(Image.id == image_id, Image.user_id == user_id).options(selectinload(Image.generation))
+    ).one_or_none()
+
+
+def image_at(session: Session, job_id: str, index: int) -> Image | None:
+    return session.scalars(select(Image).where(Image.generation_id == job_id, Image.index == index)).one_or_none()

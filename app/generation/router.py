@@ -1,0 +1,112 @@
+"""Generation routes: submit, read (with long-poll), cancel, history, downloads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from app.auth.dependencies import CurrentUser
+from app.db import SessionDep
+from app.generation import service
+from app.generation.models import Generation
+from app.generation.schemas import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    MAX_WAIT_S,
+    GenerationCreate,
+    GenerationCreated,
+    GenerationOut,
+    GenerationPage,
+    ImageOut,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["generation"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+
+
+def render(job: Generation, queue_position: int | None = None) -> GenerationOut:
+    return GenerationOut(
+        id=job.id,
+        status=job.status.value,
+        progress=round(job.progress, 4),
+        queue_position=queue_position,
+        images=[
+            ImageOut(id=image.id, index=image.index, seed=image.seed, url=f"/api/v1/images/{image.id}",
+                     width=image.width, height=image.height)
+            for image in job.images
+        ],
+        error=job.error,
+        prompt=job.prompt,
+        negative_prompt=job.negative_prompt,
+        n=job.n,
+        steps=job.steps,
+        guidance_scale=job.guidance_scale,
+        seed=job.seed,
+        model=job.model_id,
+        cost=job.cost,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+@router.post("/generations", status_code=status.HTTP_202_ACCEPTED)
+def create_generation(
+    body: GenerationCreate, user: CurrentUser, session: SessionDep, idempotency_key: IdempotencyKey = None
+) -> GenerationCreated:
+    job, created = service.submit(session, user, body, idempotency_key)
+    if created:
+        session.commit()  # the job (and its charge) exist before any worker can look
+        service.dispatch(job)
+    return GenerationCreated(id=job.id, status=job.status.value, cost=job.cost)
+
+
+@router.get("/generations")
+def list_generations(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> GenerationPage:
+    jobs, next_cursor = service.history(session, user, limit, cursor)
+    return GenerationPage(items=[render(job) for job in jobs], next_cursor=next_cursor)
+
+
+@router.get("/generations/{job_id}")
+async def get_generation(
+    job_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="long-poll: seconds to wait for a change")] = 0,
+) -> GenerationOut:
+    view = await run_in_threadpool(service.get_job, session, user, job_id)
+    if wait > 0 and not view.job.status.is_final:
+        seen = (view.job.status, view.job.progress)
+        # End this request's read transaction first: while it lasts, it sees a snapshot.
+        await run_in_threadpool(session.commit)
+        await service.wait_for_change(user.id, job_id, seen, wait)
+        session.expire_all()
+        view = await run_in_threadpool(service.get_job, session, user, job_id)
+    return render(view.job, view.queue_position)
+
+
+@router.post("/generations/{job_id}/cancel")
+def cancel_generation(job_id: str, user: CurrentUser, session: SessionDep) -> GenerationOut:
+    return render(service.cancel(session, user, job_id))
+
+
+@router.get("/images/{image_id}", response_class=FileResponse)
+def download_image(image_id: str, user: CurrentUser, session: SessionDep) -> FileResponse:
+    path, file_name = service.image_download(session, user, image_id)
+    return FileResponse(path, media_type="image/png", filename=file_name)
+
+
+@router.get("/generations/{job_id}/archive")
+def download_archive(job_id: str, user: CurrentUser, session: SessionDep) -> Response:
+    data, file_name = service.archive(session, user, job_id)
+    return Response(
+        data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{file_name}"'}
+    )

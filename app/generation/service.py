@@ -1,0 +1,212 @@
+"""Generation rules: submit, read, cancel, history, downloads.
+
+Services never commit: the request owns the transaction. The task is sent (`dispatch`) only
+after that transaction commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import logging
+import re
+import secrets
+import time
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app import storage
+from app.auth.models import User
+from app.catalog.service import resolve_model
+from app.config import get_settings
+from app.db import new_session
+from app.errors import AppError, NotFound, ServiceUnavailable
+from app.generation import lifecycle, repository
+from app.generation.models import Generation, Image
+from app.generation.schemas import MAX_SEED, GenerationCreate
+from app.model_base import JobStatus
+from app.queue import enqueue
+
+log = logging.getLogger(__name__)
+RUN_TASK = "generation.run"
+WAIT_POLL_S = 0.025  # long-poll: how often a waiting request looks at the job
+QUEUE_UNREACHABLE = "The job could not be queued (the job queue is unreachable)."
+
+
+# --- submit -----------------------------------------------------------------------------
+def submit(
+    session: Session, user: User, body: GenerationCreate, idempotency_key: str | None = None
+) -> tuple[Generation, bool]:
+    """Create a job (or find the one this idempotency key made); (job, created)."""
+    # 1. a repeat of an earlier request: the first job, no second charge or task
+    if idempotency_key:
+        earlier = repository.by_idempotency_key(session, user.id, idempotency_key)
+        if earlier is not None:
+            return earlier, False
+    # 2. the model (404 naming it) and the values the job will really run with
+    model = resolve_model(session, user, body.model)
+    job = Generation(
+        user_id=user.id,
+        prompt=body.prompt,
+        negative_prompt=body.negative_prompt,
+        n=body.n,
+        steps=body.steps if body.steps is not None else model.default_steps,
+        guidance_scale=float(body.guidance_scale if body.guidance_scale is not None else model.default_guidance),
+        # Drawn now when not given, so a re-delivered task reproduces the same images.
+        seed=body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1),
+        model_id=model.id,
+        cost=body.n * get_settings().image_credit_cost,
+        idempotency_key=idempotency_key,
+    )
+    # 3. write it; a concurrent request with the same key loses on the unique constraint
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        earlier = repository.by_idempotency_key(session, user.id, idempotency_key or "")
+        if earlier is None:
+            raise
+        return earlier, False
+    # 4. charge; the caller commits, then dispatches
+    reserve_charge(session, user, job)
+    return job, True
+
+
+def reserve_charge(session: Session, user: User, job: Generation) -> None:
+    """Where the job's cost is reserved (reference `generation:<id>`).
+
+    Not wired yet: the credits issue adds `credits.service.reserve`, raising 402
+    `insufficient_credits`; until then jobs cost nothing. The outcome is settled in
+    `lifecycle.settle_charge`, called whenever a job reaches a final state.
+    """
+    return None
+
+
+def dispatch(job: Generation) -> None:
+    """Send the job to the workers. Call only after the job's transaction has committed:
+    a worker must never look for a job that is not there yet."""
+    try:
+        enqueue(RUN_TASK, job.id)
+    except Exception as exc:  # broker down: the job must not wait forever
+        log.error("could not enqueue %s for generation %s: %s", RUN_TASK, job.id, exc)
+        with new_session() as session:
+            lifecycle.finish(session, job.id, JobStatus.FAILED, repository.ACTIVE, error=QUEUE_UNREACHABLE)
+            session.commit()
+        raise ServiceUnavailable(QUEUE_UNREACHABLE) from exc
+
+
+# --- read -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobView:
+    job: Generation
+    queue_position: int | None
+
+
+def get_job(session: Session, user: User, job_id: str) -> JobView:
+    job = repository.get_owned(session, user.id, job_id)
+    if job is None:
+        raise NotFound("generation")
+    lifecycle.fail_if_stale(session, job)  # a dead worker's job is resolved when read
+    position = repository.queue_position(session, job) if job.status == JobStatus.QUEUED else None
+    return JobView(job, position)
+
+
+def _snapshot(user_id: str, job_id: str) -> tuple[JobStatus, float] | None:
+    with new_session() as session:
+        return repository.progress_snapshot(session, user_id, job_id)
+
+
+async def wait_for_change(user_id: str, job_id: str, seen: tuple[JobStatus, float], timeout_s: float) -> None:
+    """Return once the job's status or progress differs from `seen`, or after timeout_s.
+
+    Each look is one primary-key read in a fresh transaction (a long one would keep seeing
+    the same snapshot); 25 ms apart, a client learns of completion well within 100 ms.
+    """
+    if seen[0].is_final:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
+        now = await asyncio.to_thread(_snapshot, user_id, job_id)
+        if now != seen:
+            return
+
+
+# --- cancel -----------------------------------------------------------------------------
+def cancel(session: Session, user: User, job_id: str) -> Generation:
+    """Queued: never runs. Running: the worker stops at its next step. Final: unchanged."""
+    job = repository.get_owned(session, user.id, job_id)
+    if job is None:
+        raise NotFound("generation")
+    if lifecycle.finish(session, job.id, JobStatus.CANCELED, repository.ACTIVE, error=None):
+        session.refresh(job)
+    return job
+
+
+# --- history ----------------------------------------------------------------------------
+def history(session: Session, user: User, limit: int, cursor: str | None) -> tuple[list[Generation], str | None]:
+    after = decode_cursor(cursor) if cursor else None
+    jobs = repository.page_of(session, user.id, limit + 1, after)
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return jobs, (encode_cursor(jobs[-1]) if more else None)
+
+
+def encode_cursor(job: Generation) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, job_id = raw.split("|", 1)
+        created_at = datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None or not job_id:
+            raise ValueError(cursor)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise AppError("validation_error", "cursor: is not a cursor this server returned", 422,
+                       fields=[{"field": "cursor", "message": "is invalid"}]) from None
+    return created_at, job_id
+
+
+# --- downloads --------------------------------------------------------------------------
+def slug(text: str, max_length: int = 48) -> str:
+    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return words[:max_length].rstrip("-") or "image"
+
+
+def image_file_name(job: Generation, image: Image) -> str:
+    return f"{slug(job.prompt)}-{image.seed}.png"
+
+
+def image_download(session: Session, user: User, image_id: str) -> tuple[Path, str]:
+    image = repository.image_owned(session, user.id, image_id)
+    if image is None:
+        raise NotFound("image")
+    path = storage.resolve(image.path)
+    if not path.is_file():
+        raise AppError("image_missing", "The image file is missing from storage.", 410)
+    return path, image_file_name(image.generation, image)
+
+
+def archive(session: Session, user: User, job_id: str) -> tuple[bytes, str]:
+    """All of a job's images as one zip (stored, not deflated: PNGs are compressed)."""
+    job = repository.get_owned(session, user.id, job_id)
+    if job is None:
+        raise NotFound("generation")
+    if not job.images:
+        raise AppError("no_images", f"The generation has no images (status: {job.status.value}).", 409)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as bundle:
+        for image in job.images:
+            name = f"{image.index + 1:02d}-{image_file_name(job, image)}"
+            bundle.write(storage.resolve(image.path), arcname=name)
+    return buffer.getvalue(), f"{slug(job.prompt)}.zip"

@@ -1,0 +1,225 @@
+"""The generation API without a worker: validation at the edge, jobs, queue position,
+idempotency, cancel of queued jobs, history, isolation, stale jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.generation import lifecycle
+from app.generation.models import Generation
+from app.model_base import JobStatus, utcnow
+from app.personalization.models import ModelKind, TrainedModel
+
+VALID = {"prompt": "a red circle on a blue background"}
+
+
+def _submit(client, headers=None, **fields):
+    return client.post("/api/v1/generations", json={**VALID, **fields}, headers=headers or {})
+
+
+def _personal_model(db, user_id: str, path: str = "models/x") -> TrainedModel:
+    row = TrainedModel(user_id=user_id, name="my dog", kind=ModelKind.PERSONAL, token="sks",
+                       class_noun="dog", path=path)
+    db.add(row)
+    db.commit()
+    return row
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "   \n\t "}, "prompt"),
+        ({"prompt": "x" * 1001}, "prompt"),
+        ({"negative_prompt": "x" * 1001}, "negative_prompt"),
+        ({"n": 0}, "n"),
+        ({"n": 9}, "n"),
+        ({"n": "2"}, "n"),
+        ({"steps": 0}, "steps"),
+        ({"steps": 101}, "steps"),
+        ({"guidance_scale": -0.5}, "guidance_scale"),
+        ({"guidance_scale": 30.01}, "guidance_scale"),
+        ({"guidance_scale": "high"}, "guidance_scale"),
+        ({"seed": 1.5}, "seed"),
+        ({"seed": "abc"}, "seed"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),
+        ({"unknown_field": 1}, "unknown_field"),
+    ],
+)
+def test_bad_input_is_422_naming_the_field(caller, db, fields, field) -> None:
+    response = _submit(caller, **fields)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["fields"][0]["field"] == field
+    assert error["message"].startswith(f"{field}:")
+    assert db.query(Generation).count() == 0  # no job, no charge
+
+
+def test_prompt_of_exactly_1000_characters_and_edge_values_are_accepted(caller) -> None:
+    response = _submit(caller, prompt="y" * 1000, n=8, steps=100, guidance_scale=30, seed=0)
+    assert response.status_code == 202, response.text
+    response = _submit(caller, n=1, steps=1, guidance_scale=0.0, seed=2**32 - 1)
+    assert response.status_code == 202, response.text
+
+
+def test_unknown_model_is_404_naming_the_model(caller) -> None:
+    response = _submit(caller, model="0" * 32)
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "model_not_found" and error["field"] == "model"
+    assert error["message"].startswith("model:") and "0" * 32 in error["message"]
+
+
+def test_someone_elses_model_is_404_like_an_unknown_one(make_client, accounts, db) -> None:
+    owner, other = make_client(), make_client()
+    owner_id = accounts.signup(owner)["id"]
+    accounts.signup(other)
+    model = _personal_model(db, owner_id)
+    response = other.post("/api/v1/generations", json={**VALID, "model": model.id}, headers=accounts.csrf(other))
+    assert response.status_code == 404 and response.json()["error"]["field"] == "model"
+    mine = owner.post("/api/v1/generations", json={**VALID, "model": model.id}, headers=accounts.csrf(owner))
+    assert mine.status_code == 202
+
+
+def test_needs_authentication(client) -> None:
+    assert client.post("/api/v1/generations", json=VALID).status_code == 401
+    assert client.get("/api/v1/generations").status_code == 401
+
+
+def test_submit_answers_202_with_cost_and_reports_queue_position(caller, db) -> None:
+    first = _submit(caller, n=3)
+    assert first.status_code == 202
+    body = first.json()
+    assert body["status"] == "queued" and body["cost"] == 3 and len(body["id"]) == 32
+    second = _submit(caller).json()
+    job = caller.get(f"/api/v1/generations/{second['id']}").json()
+    assert job["status"] == "queued" and job["progress"] == 0 and job["images"] == []
+    assert job["queue_position"] == 2
+    assert caller.get(f"/api/v1/generations/{body['id']}").json()["queue_position"] == 1
+    row = db.get(Generation, body["id"])
+    assert row.steps == 8 and row.guidance_scale == 7.5 and row.seed is not None  # defaults recorded
+
+
+def test_idempotency_key_returns_the_first_job(caller, db) -> None:
+    headers = {"Idempotency-Key": "retry-123"}
+    first = _submit(caller, headers=headers, n=2)
+    again = _submit(caller, headers=headers, n=2)
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert db.query(Generation).count() == 1
+    other = _submit(caller, headers={"Idempotency-Key": "retry-456"}, n=2)
+    assert other.json()["id"] != first.json()["id"]
+
+
+def test_idempotency_keys_are_per_user(make_client, accounts) -> None:
+    one, two = make_client(), make_client()
+    accounts.signup(one)
+    accounts.signup(two)
+    a = one.post("/api/v1/generations", json=VALID, headers={"Idempotency-Key": "k", **accounts.csrf(one)})
+    b = two.post("/api/v1/generations", json=VALID, headers={"Idempotency-Key": "k", **accounts.csrf(two)})
+    assert a.json()["id"] != b.json()["id"]
+
+
+def test_cancel_a_queued_job(caller, db) -> None:
+    job_id = _submit(caller).json()["id"]
+    response = caller.post(f"/api/v1/generations/{job_id}/cancel")
+    assert response.status_code == 200 and response.json()["status"] == "canceled"
+    again = caller.post(f"/api/v1/generations/{job_id}/cancel")
+    assert again.status_code == 200 and again.json()["status"] == "canceled"
+    row = db.get(Generation, job_id)
+    assert row.finished_at is not None and row.started_at is None
+
+
+def test_history_is_newest_first_paginated_and_private(make_client, accounts) -> None:
+    mine, theirs = make_client(), make_client()
+    accounts.signup(mine)
+    accounts.signup(theirs)
+    ids = [mine.post("/api/v1/generations", json={"prompt": f"p{k}"}, headers=accounts.csrf(mine)).json()["id"]
+           for k in range(5)]
+    theirs.post("/api/v1/generations", json=VALID, headers=accounts.csrf(theirs))
+    seen, cursor = [], None
+    for expected in (2, 2, 1):
+        page = mine.get("/api/v1/generations", params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        assert len(page["items"]) == expected
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+    assert cursor is None
+    assert seen == ids[::-1]
+    assert [item["prompt"] for item in mine.get("/api/v1/generations").json()["items"]] == [f"p{k}" for k in range(4, -1, -1)]
+    other_page = theirs.get("/api/v1/generations").json()["items"]
+    assert len(other_page) == 1 and other_page[0]["id"] not in ids
+
+
+@pytest.mark.parametrize("params", [{"cursor": "not-a-cursor"}, {"limit": 0}, {"limit": 101}])
+def test_history_bad_parameters_are_422(caller, params) -> None:
+    response = caller.get("/api/v1/generations", params=params)
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"][0]["field"] == next(iter(params))
+
+
+def test_another_users_job_and_images_are_404(make_client, accounts) -> None:
+    owner, other = make_client(), make_client()
+    accounts.signup(owner)
+    accounts.signup(other)
+    job_id = owner.post("/api/v1/generations", json=VALID, headers=accounts.csrf(owner)).json()["id"]
+    assert other.get(f"/api/v1/generations/{job_id}").status_code == 404
+    assert other.post(f"/api/v1/generations/{job_id}/cancel", headers=accounts.csrf(other)).status_code == 404
+    assert other.get(f"/api/v1/generations/{job_id}/archive").status_code == 404
+    assert other.get("/api/v1/images/" + "0" * 32).status_code == 404
+    assert owner.get(f"/api/v1/generations/{job_id}").json()["status"] == "queued"
+
+
+def test_archive_of_a_job_without_images_is_409(caller) -> None:
+    job_id = _submit(caller).json()["id"]
+    response = caller.get(f"/api/v1/generations/{job_id}/archive")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "no_images"
+
+
+def test_a_running_job_with_a_stale_heartbeat_is_failed_when_read(caller, db) -> None:
+    job_id = _submit(caller).json()["id"]
+    long_ago = utcnow() - timedelta(seconds=lifecycle.STALE_AFTER_S + 5)
+    db.query(Generation).filter_by(id=job_id).update(
+        {"status": JobStatus.RUNNING, "started_at": long_ago, "heartbeat_at": long_ago})
+    db.commit()
+    body = caller.get(f"/api/v1/generations/{job_id}").json()
+    assert body["status"] == "failed" and "stopped unexpectedly" in body["error"]
+
+
+def test_sweep_fails_only_stale_running_jobs(caller, db) -> None:
+    stale_id, fresh_id, queued_id = (_submit(caller).json()["id"] for _ in range(3))
+    now = utcnow()
+    for job_id, beat in ((stale_id, now - timedelta(seconds=lifecycle.STALE_AFTER_S + 1)), (fresh_id, now)):
+        db.query(Generation).filter_by(id=job_id).update({"status": JobStatus.RUNNING, "heartbeat_at": beat})
+    db.commit()
+    assert lifecycle.sweep_stale(db) == [stale_id]
+    db.commit()
+    db.expire_all()
+    assert [db.get(Generation, i).status for i in (stale_id, fresh_id, queued_id)] == [
+        JobStatus.FAILED, JobStatus.RUNNING, JobStatus.QUEUED]
+
+
+def test_long_poll_returns_at_timeout_when_nothing_changes(caller) -> None:
+    import time
+
+    job_id = _submit(caller).json()["id"]
+    started = time.monotonic()
+    body = caller.get(f"/api/v1/generations/{job_id}", params={"wait": 0.3}).json()
+    assert body["status"] == "queued" and 0.25 <= time.monotonic() - started < 3
+    assert caller.get(f"/api/v1/generations/{job_id}", params={"wait": 26}).status_code == 422
+
+
+def test_broker_down_fails_the_job_and_answers_503(caller, db, monkeypatch) -> None:
+    from app.generation import service
+
+    def unreachable(*_args):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(service, "enqueue", unreachable)
+    response = _submit(caller)
+    assert response.status_code == 503, response.text
+    (job,) = db.query(Generation).all()
+    assert job.status == JobStatus.FAILED and "could not be queued" in job.error
