@@ -17,6 +17,10 @@ class Recipe:
     vae_crop_steps: int = 2_000
     vae_batch: int = 32
     vae_lr: float = 5e-4
+    decoder_steps: int = 1_500
+    decoder_batch: int = 32
+    decoder_lr: float = 2e-4
+    decoder_edge_weight: float = 20.0
     unet_steps: int = 7_000
     unet_batch: int = 64
     unet_lr: float = 8e-4
@@ -61,6 +65,8 @@ TINY = {
     "vae_steps": 6,
     "vae_crop_steps": 3,
     "vae_batch": 8,
+    "decoder_steps": 4,
+    "decoder_batch": 8,
     "unet_steps": 6,
     "unet_batch": 8,
     "checkpoint_every": 3,

@@ -153,6 +153,38 @@ def unet(recipe: Recipe, work: Path, cached: torch.Tensor, scenes, tok, scaling:
     return module.ema_unet.eval(), module.ema_text_encoder.eval()
 
 
+class _LatentPictures(torch.utils.data.Dataset):
+    def __init__(self, latents: torch.Tensor, pixels: torch.Tensor):
+        self.latents, self.pixels = latents, pixels
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def __getitem__(self, index: int):
+        return self.latents[index], to_model_range(self.pixels[index])
+
+
+def decoder(recipe: Recipe, work: Path, vae_model, cached: torch.Tensor, pixels: torch.Tensor):
+    """Sharpens the decoder on the cached latents with an edge-weighted loss (the encoder,
+    and so the UNet's latents, stay as they are)."""
+    from diffusers import AutoencoderKL
+
+    from workers.shapes.vae_module import DecoderTraining
+
+    done = work / "vae_decoder"
+    if (done / "config.json").exists():
+        return AutoencoderKL.from_pretrained(str(done)).eval()
+    L.seed_everything(recipe.seed, workers=True)
+    module = DecoderTraining(vae_model, recipe.decoder_lr, recipe.decoder_steps, recipe.decoder_edge_weight)
+    loader = torch.utils.data.DataLoader(_LatentPictures(cached, pixels), batch_size=recipe.decoder_batch,
+                                         shuffle=True, drop_last=True)
+    trainer, resume = _trainer(work, "decoder", recipe.decoder_steps, recipe.checkpoint_every)
+    module.vae.train()
+    trainer.fit(module, loader, ckpt_path=resume)
+    module.vae.save_pretrained(str(done))
+    return module.vae.eval().requires_grad_(False)
+
+
 def fast_scheduler():
     """The exported default: DPM-Solver++ (2M), few steps, timesteps from the very end."""
     from diffusers import DPMSolverMultistepScheduler
@@ -184,7 +216,8 @@ def export_checkpoint(recipe: Recipe, work: Path, out: Path) -> None:
     from diffusers import AutoencoderKL
 
     tok = tokenizer(recipe, work)
-    vae_model = AutoencoderKL.from_pretrained(str(work / "vae")).eval()
+    vae_dir = work / "vae_decoder" if (work / "vae_decoder" / "config.json").exists() else work / "vae"
+    vae_model = AutoencoderKL.from_pretrained(str(vae_dir)).eval()
     scaling = float(torch.load(work / "latents.pt")["scaling"])
     state = torch.load(work / "checkpoints" / "unet" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     unet_model = build_unet(recipe.arch)

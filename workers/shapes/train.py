@@ -2,9 +2,10 @@
 
 Stages (each skipped when its output already exists, so an interrupted run picks up where
 it stopped; the two training stages resume from their last Lightning checkpoint):
-  1. draw the data set          4. cache the latents
-  2. train the tokenizer        5. train the UNet and text encoder
-  3. train the VAE, check it    6. export a diffusers folder (EMA weights, safetensors)
+  1. draw the data set          5. sharpen the decoder on them (encoder frozen), check the VAE
+  2. train the tokenizer        6. train the UNet and text encoder
+  3. train the VAE              7. export a diffusers folder (EMA weights, safetensors)
+  4. cache the latents
 """
 from __future__ import annotations
 
@@ -76,8 +77,9 @@ def train_recipe(recipe: Recipe, work: Path, out: Path) -> None:
     pixels, scenes = stages.timed(timings, work, "data", lambda: stages.data(recipe, work))
     tokenizer = stages.timed(timings, work, "tokenizer", lambda: stages.tokenizer(recipe, work))
     vae = stages.timed(timings, work, "vae", lambda: stages.vae(recipe, work, pixels))
-    stages.timed(timings, work, "vae_check", lambda: stages.vae_check(recipe, work, vae))
     latents, scaling = stages.timed(timings, work, "latents", lambda: stages.latents(work, vae, pixels))
+    vae = stages.timed(timings, work, "decoder", lambda: stages.decoder(recipe, work, vae, latents, pixels))
+    stages.timed(timings, work, "vae_check", lambda: stages.vae_check(recipe, work, vae))
     unet, text_encoder = stages.timed(
         timings, work, "unet", lambda: stages.unet(recipe, work, latents, scenes, tokenizer, scaling)
     )
