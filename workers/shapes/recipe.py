@@ -21,7 +21,7 @@ class Recipe:
     decoder_batch: int = 32
     decoder_lr: float = 2e-4
     decoder_edge_weight: float = 20.0
-    unet_steps: int = 7_000
+    unet_steps: int = 5_500
     unet_batch: int = 64
     unet_lr: float = 8e-4
     caption_dropout: float = 0.1

@@ -2,8 +2,8 @@
 
 Stages (each skipped when its output already exists, so an interrupted run picks up where
 it stopped; the two training stages resume from their last Lightning checkpoint):
-  1. draw the data set          5. sharpen the decoder on them (encoder frozen), check the VAE
-  2. train the tokenizer        6. train the UNet and text encoder
+  1. draw the data set          5. train the UNet and text encoder on them
+  2. train the tokenizer        6. sharpen the decoder (encoder frozen), check the VAE
   3. train the VAE              7. export a diffusers folder (EMA weights, safetensors)
   4. cache the latents
 """
@@ -78,9 +78,10 @@ def train_recipe(recipe: Recipe, work: Path, out: Path) -> None:
     tokenizer = stages.timed(timings, work, "tokenizer", lambda: stages.tokenizer(recipe, work))
     vae = stages.timed(timings, work, "vae", lambda: stages.vae(recipe, work, pixels))
     latents, scaling = stages.timed(timings, work, "latents", lambda: stages.latents(work, vae, pixels))
-    vae = stages.timed(timings, work, "decoder", lambda: stages.decoder(recipe, work, vae, latents, pixels))
-    stages.timed(timings, work, "vae_check", lambda: stages.vae_check(recipe, work, vae))
     unet, text_encoder = stages.timed(
         timings, work, "unet", lambda: stages.unet(recipe, work, latents, scenes, tokenizer, scaling)
     )
+    # the decoder stage leaves the encoder (and so the UNet's latents) as they are
+    vae = stages.timed(timings, work, "decoder", lambda: stages.decoder(recipe, work, vae, latents, pixels))
+    stages.timed(timings, work, "vae_check", lambda: stages.vae_check(recipe, work, vae))
     stages.timed(timings, work, "export", lambda: stages.export(recipe, out, vae, unet, text_encoder, tokenizer, scaling, timings))
