@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Resolved from this file, not the working directory, so `imagebooth serve` finds the
@@ -25,6 +25,22 @@ DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
 MIN_PRODUCTION_SECRET_LENGTH = 32
 FILESYSTEM_BROKER_URL = "filesystem://"
 MEBIBYTE = 1024 * 1024
+
+
+class CreditPack(BaseModel):
+    """A pack of paid credits on sale (IMAGEBOOTH_CREDIT_PACKS, a JSON list)."""
+
+    id: str = Field(min_length=1, max_length=64)
+    name: str
+    credits: int = Field(gt=0)
+    price_cents: int = Field(gt=0)
+    currency: str = "usd"
+
+
+DEFAULT_CREDIT_PACKS = [
+    CreditPack(id="starter", name="100 credits", credits=100, price_cents=500),
+    CreditPack(id="studio", name="500 credits", credits=500, price_cents=2000),
+]
 
 
 class Settings(BaseSettings):
@@ -49,8 +65,25 @@ class Settings(BaseSettings):
     # A running fine-tune whose heartbeat is older than this is presumed dead (its worker
     # was killed); a starting worker puts it back on the queue, to resume from its checkpoint.
     finetune_stale_after_s: float = Field(120.0, gt=0)
+    # Jobs queued or running at once: free users, and premium users (with paid credits).
+    free_max_active_jobs: int = Field(1, ge=1)
+    premium_max_active_jobs: int = Field(4, ge=1)
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
+    # Where the Stripe client sends API calls; tests point it at a local stand-in.
+    stripe_api_base: str | None = None
+    stripe_webhook_tolerance_s: int = Field(300, gt=0)
+    credit_packs: list[CreditPack] = Field(default_factory=lambda: list(DEFAULT_CREDIT_PACKS))
+    # The address users reach the site at: Stripe Checkout sends them back there.
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Rate limits (the `limits` notation, e.g. "30/minute;500/day"); Redis-backed when
+    # REDIS_URL is set, in memory otherwise.
+    rate_limits_enabled: bool = True
+    rate_limit_jobs_per_user: str = "30/minute"
+    rate_limit_jobs_per_ip: str = "120/minute"
+    rate_limit_auth_per_account: str = "20/minute"
+    rate_limit_auth_per_ip: str = "60/minute"
 
     max_upload_bytes: int = Field(15 * MEBIBYTE, gt=0)
     max_json_bytes: int = Field(1 * MEBIBYTE, gt=0)
@@ -61,7 +94,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "database_url", "redis_url", "broker_url", "secret_key", "stripe_secret_key", "stripe_webhook_secret",
-        mode="before",
+        "stripe_api_base", mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:

@@ -1,11 +1,41 @@
-"""Ledger queries."""
+"""Ledger queries. The ledger is append-only: nothing here updates or deletes an entry."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.credits.models import CreditLedgerEntry
+from app.auth.models import User
+from app.credits.models import CreditBucket, CreditLedgerEntry, LedgerReason
+from app.generation.models import Generation
+from app.model_base import JobStatus
+from app.personalization.models import Finetune
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class BucketTotals:
+    free: int
+    paid: int
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The RESERVATION entries of one reference: what was set aside, and on which day."""
+
+    free: int
+    paid: int
+    day: date
+
+    @property
+    def total(self) -> int:
+        return self.free + self.paid
 
 
 def balance_of(session: Session, user_id: str) -> int:
@@ -15,6 +45,84 @@ def balance_of(session: Session, user_id: str) -> int:
     return int(session.scalar(query) or 0)
 
 
+def bucket_totals(session: Session, user_id: str) -> BucketTotals:
+    query = (
+        select(CreditLedgerEntry.bucket, func.sum(CreditLedgerEntry.amount))
+        .where(CreditLedgerEntry.user_id == user_id)
+        .group_by(CreditLedgerEntry.bucket)
+    )
+    sums = {CreditBucket(bucket): int(total or 0) for bucket, total in session.execute(query)}
+    return BucketTotals(free=sums.get(CreditBucket.FREE, 0), paid=sums.get(CreditBucket.PAID, 0))
+
+
+def has_entry(session: Session, user_id: str, reason: LedgerReason, reference: str) -> bool:
+    query = select(CreditLedgerEntry.id).where(
+        CreditLedgerEntry.user_id == user_id,
+        CreditLedgerEntry.reason == reason,
+        CreditLedgerEntry.reference == reference,
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def hold_of(session: Session, user_id: str, reference: str) -> Hold | None:
+    query = select(CreditLedgerEntry.bucket, CreditLedgerEntry.amount, CreditLedgerEntry.created_at).where(
+        CreditLedgerEntry.user_id == user_id,
+        CreditLedgerEntry.reason == LedgerReason.RESERVATION,
+        CreditLedgerEntry.reference == reference,
+    )
+    rows = session.execute(query).all()
+    if not rows:
+        return None
+    parts = {CreditBucket(bucket): -amount for bucket, amount, _ in rows}
+    return Hold(free=parts.get(CreditBucket.FREE, 0), paid=parts.get(CreditBucket.PAID, 0), day=rows[0][2].date())
+
+
 def append(session: Session, entry: CreditLedgerEntry) -> None:
     session.add(entry)
     session.flush()
+
+
+def append_once(session: Session, **values: Any) -> bool:
+    """Insert an entry unless its (user, reason, reference, bucket) exists; True if inserted.
+
+    ON CONFLICT DO NOTHING: a concurrent duplicate waits for the first to commit and then
+    inserts nothing - no exception, so the surrounding transaction stays usable.
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(CreditLedgerEntry).values(**values).on_conflict_do_nothing().returning(CreditLedgerEntry.id)
+    )
+    return session.execute(statement).first() is not None
+
+
+def lock_account(session: Session, user_id: str) -> None:
+    """Serialize credit decisions for one user until the transaction ends.
+
+    Postgres: a row lock on the user. SQLite has no row locks, but a write takes the
+    database's write lock, so a no-op UPDATE does the same job (and waits its turn).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    else:
+        session.execute(update(User).where(User.id == user_id).values(tier=User.tier))
+
+
+def entries_page(
+    session: Session, user_id: str, limit: int, after: tuple[datetime, str] | None
+) -> list[CreditLedgerEntry]:
+    query = select(CreditLedgerEntry).where(CreditLedgerEntry.user_id == user_id)
+    if after is not None:
+        created_at, entry_id = after
+        query = query.where(tuple_(CreditLedgerEntry.created_at, CreditLedgerEntry.id) < tuple_(created_at, entry_id))
+    query = query.order_by(CreditLedgerEntry.created_at.desc(), CreditLedgerEntry.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def active_job_count(session: Session, user_id: str) -> int:
+    generations = select(func.count()).select_from(Generation).where(
+        Generation.user_id == user_id, Generation.status.in_(ACTIVE_STATUSES)
+    )
+    finetunes = select(func.count()).select_from(Finetune).where(
+        Finetune.user_id == user_id, Finetune.status.in_(ACTIVE_STATUSES)
+    )
+    return int(session.scalar(generations) or 0) + int(session.scalar(finetunes) or 0)

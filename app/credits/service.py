@@ -1,29 +1,51 @@
-"""Credit balances from the ledger.
+"""Credits: balances, the gate in front of every cost-bearing job, grants and purchases.
 
-For now: the balance is the sum of the user's ledger entries and the free allowance is the
-full daily amount, resetting at the next UTC midnight. The credits issue adds spending,
-the allowance bookkeeping and the Redis gate on top of these functions.
+The ledger (app/credits/ledger.py) is the truth; the gate (app/credits/gate.py) decides
+atomically whether a job may start. Job services call, in this order:
+    check_concurrency(session, user)
+    reserve(session, user, cost, f"generation:{job_id}")    # 402 insufficient_credits
+and the task, when the job ends:
+    settle(session, user_id, f"generation:{job_id}", used)  # the rest comes back
 """
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.auth.models import User
+from app.auth.models import Tier, User
 from app.config import get_settings
-from app.credits import repository
+from app.credits import ledger, repository
+from app.credits.gate import get_gate
+from app.credits.ledger import Reservation, Settlement
 from app.credits.models import CreditBucket, CreditLedgerEntry, LedgerReason
+from app.errors import AppError
 from app.model_base import new_id, utcnow
+
+__all__ = [
+    "CreditSummary", "Reservation", "Settlement", "admin_grant", "check_concurrency", "credit_purchase",
+    "ledger_page", "next_utc_midnight", "reserve", "settle", "summary",
+]
+
+# The clock every credit decision reads; tests replace it to cross a day boundary.
+clock: Callable[[], datetime] = utcnow
+
+CONCURRENCY_RETRY_AFTER_S = 5
 
 
 @dataclass(frozen=True)
 class CreditSummary:
-    balance: int
-    free_remaining: int
+    balance: int  # paid credits (bought or granted; they never expire)
+    free_remaining: int  # the day's allowance left
     free_resets_at: datetime
+
+    @property
+    def spendable(self) -> int:
+        return self.balance + self.free_remaining
 
 
 def next_utc_midnight(now: datetime) -> datetime:
@@ -31,14 +53,55 @@ def next_utc_midnight(now: datetime) -> datetime:
 
 
 def summary(session: Session, user: User, now: datetime | None = None) -> CreditSummary:
-    now = now or utcnow()
-    return CreditSummary(
-        balance=repository.balance_of(session, user.id),
-        free_remaining=get_settings().free_daily_credits,
-        free_resets_at=next_utc_midnight(now),
+    now = now or clock()
+    available = ledger.available(session, user.id, ledger.day_of(now), get_settings().free_daily_credits)
+    return CreditSummary(balance=available.paid, free_remaining=available.free, free_resets_at=next_utc_midnight(now))
+
+
+# --- the gate -----------------------------------------------------------------------
+def reserve(session: Session, user: User, amount: int, reference: str, now: datetime | None = None) -> Reservation:
+    """Set `amount` credits aside for `reference` or raise 402 insufficient_credits.
+
+    Atomic per user; a repeat with the same reference returns the first reservation."""
+    if amount < 0:
+        raise ValueError("amount must not be negative")
+    return get_gate().reserve(session, user.id, amount, reference, now or clock())
+
+
+def settle(session: Session, user_id: str, reference: str, used: int, now: datetime | None = None) -> Settlement | None:
+    """The job is over: charge `used` credits of its reservation and give the rest back.
+
+    Idempotent: a second settle (a re-delivered task) changes nothing and returns None."""
+    return get_gate().settle(session, user_id, reference, used, now or clock())
+
+
+# --- tiers --------------------------------------------------------------------------
+def is_premium(session: Session, user: User) -> bool:
+    return user.tier == Tier.PREMIUM or repository.bucket_totals(session, user.id).paid > 0
+
+
+def check_concurrency(session: Session, user: User) -> None:
+    """429 rate_limited when the user already has as many queued or running jobs as the
+    tier allows (generations and fine-tunes together)."""
+    settings = get_settings()
+    premium = is_premium(session, user)
+    limit = settings.premium_max_active_jobs if premium else settings.free_max_active_jobs
+    active = repository.active_job_count(session, user.id)
+    if active < limit:
+        return
+    tier = "Premium" if premium else "Free"
+    hint = "" if premium else f" Buy credits to run up to {settings.premium_max_active_jobs} at once."
+    raise AppError(
+        "rate_limited",
+        f"{tier} accounts can have {limit} job(s) queued or running at a time; wait for one to finish.{hint}",
+        429,
+        headers={"Retry-After": str(CONCURRENCY_RETRY_AFTER_S)},
+        active_jobs=active,
+        limit=limit,
     )
 
 
+# --- credits in -----------------------------------------------------------------------
 def admin_grant(session: Session, user: User, amount: int, note: str | None = None) -> CreditLedgerEntry:
     """An operator's grant (or, with a negative amount, a correction) of paid credits."""
     if amount == 0:
@@ -52,4 +115,47 @@ def admin_grant(session: Session, user: User, amount: int, note: str | None = No
         note=note,
     )
     repository.append(session, entry)
+    get_gate().credited(session, user.id, 0, amount)
     return entry
+
+
+def credit_purchase(session: Session, user: User, credits: int, reference: str, note: str) -> bool:
+    """Paid credits bought through `reference` (one per checkout); True if credited now,
+    False if that purchase was credited before."""
+    inserted = repository.append_once(
+        session, user_id=user.id, amount=credits, bucket=CreditBucket.PAID,
+        reason=LedgerReason.PURCHASE, reference=reference, note=note, created_at=clock(),
+    )
+    if inserted:
+        user.tier = Tier.PREMIUM
+        session.flush()
+        get_gate().credited(session, user.id, 0, credits)
+    return inserted
+
+
+# --- the caller's ledger --------------------------------------------------------------
+def ledger_page(
+    session: Session, user: User, limit: int, cursor: str | None
+) -> tuple[list[CreditLedgerEntry], str | None]:
+    after = _decode_cursor(cursor) if cursor else None
+    entries = repository.entries_page(session, user.id, limit + 1, after)
+    more = len(entries) > limit
+    entries = entries[:limit]
+    return entries, (_encode_cursor(entries[-1]) if more else None)
+
+
+def _encode_cursor(entry: CreditLedgerEntry) -> str:
+    raw = f"{entry.created_at.isoformat()}|{entry.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, entry_id = raw.split("|", 1)
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None:
+            raise ValueError(cursor)
+        return moment, entry_id
+    except ValueError as invalid:
+        raise AppError("validation_error", "cursor: is not a cursor this server issued", 422) from invalid

@@ -1,0 +1,217 @@
+"""The production gate: per-user counters in Redis, decided by Lua scripts.
+
+Key `credits:{user_id}` is a hash {free, paid, day, epoch}. It is a cache of the ledger and
+can vanish at any time (restart, FLUSHDB, eviction):
+- a missing key, or one from an earlier day, is rebuilt from the ledger under a lock
+  (open reservations are in the ledger as negative entries, so nothing is counted twice);
+- every rebuild gets a new `epoch`. A change made in the ledger is applied to Redis after
+  the commit only if the epoch is still the one seen before the commit; otherwise a rebuild
+  happened in between and may or may not contain the change, so the key is deleted and
+  rebuilt again. A rebuild first marks the key `building:...` and only writes its result
+  if the mark is still there, so a change committed while it read the ledger is never lost.
+- a reservation rolled back with its request is given back to the same epoch only.
+
+What remains: a reservation still in flight (Redis counted, ledger not yet committed) when
+Redis loses its data is missing from the rebuilt counter until that request commits and
+deletes the key - a window of one request's duration, and only after a data loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import redis
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.config import get_settings
+from app.credits import ledger
+from app.credits.gate import insufficient_credits
+from app.credits.ledger import Reservation, Settlement
+from app.db import session_scope
+from app.errors import ServiceUnavailable
+from app.model_base import new_id
+
+log = logging.getLogger(__name__)
+
+REBUILD_LOCK_MS = 10_000
+REBUILD_WAIT_S = 5.0
+BUILDING = "building:"
+
+RESERVE_LUA = """
+local h = redis.call('HMGET', KEYS[1], 'free', 'paid', 'day', 'epoch')
+if not h[1] or not h[2] or not h[3] or not h[4] then return {'missing'} end
+if h[3] ~= ARGV[2] or string.sub(h[4], 1, 9) == 'building:' then return {'newday'} end
+local free = math.max(tonumber(h[1]), 0)
+local paid = tonumber(h[2])
+local amount = tonumber(ARGV[1])
+if free + paid < amount then return {'insufficient', free + paid} end
+local take_free = math.min(free, amount)
+local take_paid = amount - take_free
+if take_free > 0 then redis.call('HINCRBY', KEYS[1], 'free', -take_free) end
+if take_paid > 0 then redis.call('HINCRBY', KEYS[1], 'paid', -take_paid) end
+return {'ok', take_free, take_paid, h[4]}
+"""
+
+# ARGV: epoch seen before the change, free delta, paid delta.
+APPLY_LUA = """
+local e = redis.call('HGET', KEYS[1], 'epoch')
+if not e then return 0 end
+if e == ARGV[1] and string.sub(e, 1, 9) ~= 'building:' then
+  if tonumber(ARGV[2]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'free', ARGV[2]) end
+  if tonumber(ARGV[3]) ~= 0 then redis.call('HINCRBY', KEYS[1], 'paid', ARGV[3]) end
+  return 1
+end
+redis.call('DEL', KEYS[1])
+return -1
+"""
+
+# ARGV: the mark, free, paid, day, new epoch.
+FINISH_REBUILD_LUA = """
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'free', ARGV[2], 'paid', ARGV[3], 'day', ARGV[4], 'epoch', ARGV[5])
+return 1
+"""
+
+UNLOCK_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def counter_key(user_id: str) -> str:
+    return f"credits:{{{user_id}}}"
+
+
+def lock_key(user_id: str) -> str:
+    return f"credits:{{{user_id}}}:rebuild"
+
+
+class RedisGate:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._reserve = client.register_script(RESERVE_LUA)
+        self._apply = client.register_script(APPLY_LUA)
+        self._finish = client.register_script(FINISH_REBUILD_LUA)
+        self._unlock = client.register_script(UNLOCK_LUA)
+
+    # --- the contract -----------------------------------------------------------------
+    def reserve(self, session: Session, user_id: str, amount: int, reference: str, now: datetime) -> Reservation:
+        if amount == 0:
+            return ledger.existing_reservation(session, user_id, reference) or Reservation(user_id, reference, 0, 0, 0)
+        # 1. decide in Redis (rebuilding the counter from the ledger when it is missing)
+        free, paid, epoch = self._take(session, user_id, amount, reference, now)
+        # 2. record the hold; a repeated reference gives the credits straight back
+        if not ledger.write_hold(session, user_id, reference, free, paid, now):
+            if free or paid:
+                self._apply_now(user_id, epoch, free, paid)
+            existing = ledger.existing_reservation(session, user_id, reference)
+            assert existing is not None
+            return existing
+        # 3. after commit: check no rebuild slipped in; after rollback: give back
+        _on_transaction_end(
+            session,
+            on_commit=lambda: self._apply_now(user_id, epoch, 0, 0),
+            on_rollback=lambda: self._apply_now(user_id, epoch, free, paid),
+        )
+        return Reservation(user_id, reference, amount, free, paid)
+
+    def settle(self, session: Session, user_id: str, reference: str, used: int, now: datetime) -> Settlement | None:
+        epoch = self._epoch(user_id)
+        settlement = ledger.write_settlement(session, user_id, reference, used, now)
+        if settlement is not None:
+            self._after_commit_apply(session, user_id, epoch, settlement.refund_free, settlement.refund_paid)
+        return settlement
+
+    def credited(self, session: Session, user_id: str, free: int, paid: int) -> None:
+        self._after_commit_apply(session, user_id, self._epoch(user_id), free, paid)
+
+    # --- inspection (tests, operators) --------------------------------------------------
+    def counter(self, user_id: str) -> dict[str, str] | None:
+        values = self.client.hgetall(counter_key(user_id))
+        return {key.decode(): value.decode() for key, value in values.items()} or None
+
+    # --- internals ----------------------------------------------------------------------
+    def _take(self, session: Session, user_id: str, amount: int, reference: str, now: datetime) -> tuple[int, int, str]:
+        day = ledger.day_of(now).isoformat()
+        deadline = time.monotonic() + REBUILD_WAIT_S
+        while True:
+            result = self._reserve(keys=[counter_key(user_id)], args=[amount, day])
+            outcome = result[0].decode()
+            if outcome == "ok":
+                return int(result[1]), int(result[2]), result[3].decode()
+            if outcome == "insufficient":
+                if ledger.existing_reservation(session, user_id, reference) is not None:
+                    return 0, 0, ""  # a repeat: write_hold inserts nothing, nothing to give back
+                raise insufficient_credits(int(result[1]), amount)
+            if not self._rebuild(user_id, now) and time.monotonic() > deadline:
+                raise ServiceUnavailable("The credit counter is being rebuilt; try again shortly.")
+
+    def _rebuild(self, user_id: str, now: datetime) -> bool:
+        """Rebuild the counter from the ledger; False if another process holds the lock."""
+        token = new_id()
+        if not self.client.set(lock_key(user_id), token, nx=True, px=REBUILD_LOCK_MS):
+            time.sleep(0.005)
+            return False
+        try:
+            allowance = get_settings().free_daily_credits
+            day = ledger.day_of(now)
+            while True:
+                mark = BUILDING + new_id()
+                self.client.hset(counter_key(user_id), "epoch", mark)
+                with session_scope() as session:
+                    ledger.ensure_allowance(session, user_id, now, allowance)
+                    available = ledger.available(session, user_id, day, allowance)
+                args = [mark, available.free, available.paid, day.isoformat(), new_id()]
+                if self._finish(keys=[counter_key(user_id)], args=args):
+                    return True
+                # a change committed while we read: read again
+        finally:
+            self._unlock(keys=[lock_key(user_id)], args=[token])
+
+    def _epoch(self, user_id: str) -> str:
+        epoch = self.client.hget(counter_key(user_id), "epoch")
+        return epoch.decode() if epoch else ""
+
+    def _apply_now(self, user_id: str, epoch: str, free: int, paid: int) -> None:
+        try:
+            self._apply(keys=[counter_key(user_id)], args=[epoch, free, paid])
+        except redis.RedisError:
+            # Redis is gone: when it comes back the counter is rebuilt from the ledger.
+            log.warning("credit counter of %s not updated (Redis unreachable)", user_id, exc_info=True)
+
+    def _after_commit_apply(self, session: Session, user_id: str, epoch: str, free: int, paid: int) -> None:
+        if free or paid:
+            _on_transaction_end(session, on_commit=lambda: self._apply_now(user_id, epoch, free, paid))
+
+
+# --- running Redis updates when the database transaction ends ---------------------------
+_PENDING = "credit_gate_pending"
+_HOOKED = "credit_gate_hooked"
+
+Callback = Callable[[], None]
+
+
+def _on_transaction_end(session: Session, on_commit: Callback, on_rollback: Callback | None = None) -> None:
+    if not session.info.get(_HOOKED):
+        event.listen(session, "after_commit", _run_commit_callbacks)
+        event.listen(session, "after_transaction_end", _run_rollback_callbacks)
+        session.info[_HOOKED] = True
+    session.info.setdefault(_PENDING, []).append((on_commit, on_rollback))
+
+
+def _run_commit_callbacks(session: Session) -> None:
+    for on_commit, _ in session.info.pop(_PENDING, []):
+        on_commit()
+
+
+def _run_rollback_callbacks(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None:
+        return  # a savepoint: the outer transaction decides
+    # Anything still pending was not committed.
+    for _, on_rollback in session.info.pop(_PENDING, []):
+        if on_rollback is not None:
+            on_rollback()
