@@ -167,8 +167,11 @@ def _prepare_process(pool_processes: int) -> None:
     will run the tasks."""
     import torch
 
-    cores = os.cpu_count() or 1
-    torch.set_num_threads(max(1, cores // max(1, pool_processes)))
+    # Torch's default (one thread per core, or OMP_NUM_THREADS) is right for one process;
+    # pool processes split the cores, since oversubscribed OpenMP threads spin against
+    # each other (100x slower measured on a busy 2-core machine).
+    share = max(1, (os.cpu_count() or 1) // max(1, pool_processes))
+    torch.set_num_threads(min(torch.get_num_threads(), share))
     try:
         started = time.perf_counter()
         from workers.engine import warm_up
