@@ -9,11 +9,13 @@ can vanish at any time (restart, FLUSHDB, eviction):
   happened in between and may or may not contain the change, so the key is deleted and
   rebuilt again. A rebuild first marks the key `building:...` and only writes its result
   if the mark is still there, so a change committed while it read the ledger is never lost.
-- a reservation rolled back with its request is given back to the same epoch only.
-
-What remains: a reservation still in flight (Redis counted, ledger not yet committed) when
-Redis loses its data is missing from the rebuilt counter until that request commits and
-deletes the key - a window of one request's duration, and only after a data loss.
+- a reservation rolled back with its request is given back to the same epoch only;
+- reservations in flight must not be missed by a rebuild: a reservation holds a shared lock
+  on the user's row from just after its Lua decision until its transaction ends, and a
+  rebuild takes the exclusive lock before it reads the ledger, so it waits for them. A
+  reservation that took its lock after a rebuild finished checks the epoch and, if it
+  changed, decides again against the rebuilt counter (its first decision was lost with
+  the old key).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.config import get_settings
-from app.credits import ledger
+from app.credits import ledger, repository
 from app.credits.gate import insufficient_credits
 from app.credits.ledger import Reservation, Settlement
 from app.db import session_scope
@@ -76,6 +78,11 @@ redis.call('HSET', KEYS[1], 'free', ARGV[2], 'paid', ARGV[3], 'day', ARGV[4], 'e
 return 1
 """
 
+CHECK_EPOCH_LUA = """
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then return 1 end
+return 0
+"""
+
 UNLOCK_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -97,26 +104,33 @@ class RedisGate:
         self._apply = client.register_script(APPLY_LUA)
         self._finish = client.register_script(FINISH_REBUILD_LUA)
         self._unlock = client.register_script(UNLOCK_LUA)
+        self._check_epoch = client.register_script(CHECK_EPOCH_LUA)
 
     # --- the contract -----------------------------------------------------------------
     def reserve(self, session: Session, user_id: str, amount: int, reference: str, now: datetime) -> Reservation:
         if amount == 0:
             return ledger.existing_reservation(session, user_id, reference) or Reservation(user_id, reference, 0, 0, 0)
         # 1. decide in Redis (rebuilding the counter from the ledger when it is missing)
-        free, paid, epoch = self._take(session, user_id, amount, reference, now)
-        # 2. record the hold; a repeated reference gives the credits straight back
+        # (A second reservation in the same transaction must not rebuild: the rebuild
+        # would wait for this very transaction's lock.)
+        locked = session.info.get(_SHARE_LOCKED)
+        already_locked = locked is not None and locked is session.get_transaction()
+        free, paid, epoch = self._take(session, user_id, amount, reference, now, may_rebuild=not already_locked)
+        # 2. hold off rebuilds until this transaction ends; if one finished in between,
+        #    it could not see this decision: decide again on the rebuilt counter
+        repository.share_lock_account(session, user_id)
+        session.info[_SHARE_LOCKED] = session.get_transaction()
+        if (free or paid) and not self._check_epoch(keys=[counter_key(user_id)], args=[epoch]):
+            free, paid, epoch = self._take(session, user_id, amount, reference, now, may_rebuild=False)
+        # 3. record the hold; a repeated reference gives the credits straight back
         if not ledger.write_hold(session, user_id, reference, free, paid, now):
             if free or paid:
                 self._apply_now(user_id, epoch, free, paid)
             existing = ledger.existing_reservation(session, user_id, reference)
             assert existing is not None
             return existing
-        # 3. after commit: check no rebuild slipped in; after rollback: give back
-        _on_transaction_end(
-            session,
-            on_commit=lambda: self._apply_now(user_id, epoch, 0, 0),
-            on_rollback=lambda: self._apply_now(user_id, epoch, free, paid),
-        )
+        # 4. after a rollback: give the credits back (to the same counter only)
+        _on_transaction_end(session, on_commit=lambda: None, on_rollback=lambda: self._apply_now(user_id, epoch, free, paid))
         return Reservation(user_id, reference, amount, free, paid)
 
     def settle(self, session: Session, user_id: str, reference: str, used: int, now: datetime) -> Settlement | None:
@@ -135,7 +149,9 @@ class RedisGate:
         return {key.decode(): value.decode() for key, value in values.items()} or None
 
     # --- internals ----------------------------------------------------------------------
-    def _take(self, session: Session, user_id: str, amount: int, reference: str, now: datetime) -> tuple[int, int, str]:
+    def _take(
+        self, session: Session, user_id: str, amount: int, reference: str, now: datetime, may_rebuild: bool = True
+    ) -> tuple[int, int, str]:
         day = ledger.day_of(now).isoformat()
         deadline = time.monotonic() + REBUILD_WAIT_S
         while True:
@@ -147,6 +163,9 @@ class RedisGate:
                 if ledger.existing_reservation(session, user_id, reference) is not None:
                     return 0, 0, ""  # a repeat: write_hold inserts nothing, nothing to give back
                 raise insufficient_credits(int(result[1]), amount)
+            if not may_rebuild:
+                # The counter vanished again while this transaction holds the user's lock.
+                raise ServiceUnavailable("The credit counter is being rebuilt; try again shortly.")
             if not self._rebuild(user_id, now) and time.monotonic() > deadline:
                 raise ServiceUnavailable("The credit counter is being rebuilt; try again shortly.")
 
@@ -159,16 +178,20 @@ class RedisGate:
         try:
             allowance = get_settings().free_daily_credits
             day = ledger.day_of(now)
-            while True:
-                mark = BUILDING + new_id()
-                self.client.hset(counter_key(user_id), "epoch", mark)
-                with session_scope() as session:
-                    ledger.ensure_allowance(session, user_id, now, allowance)
+            with session_scope() as session:
+                # waits for reservations in flight (they hold the shared lock) to end
+                repository.lock_account(session, user_id)
+                ledger.ensure_allowance(session, user_id, now, allowance)
+                while True:
+                    mark = BUILDING + new_id()
+                    self.client.hset(counter_key(user_id), "epoch", mark)
                     available = ledger.available(session, user_id, day, allowance)
-                args = [mark, available.free, available.paid, day.isoformat(), new_id()]
-                if self._finish(keys=[counter_key(user_id)], args=args):
-                    return True
-                # a change committed while we read: read again
+                    args = [mark, available.free, available.paid, day.isoformat(), new_id()]
+                    # written before the commit releases the lock, so waiting reservations
+                    # find the new counter
+                    if self._finish(keys=[counter_key(user_id)], args=args):
+                        return True
+                    # a change committed while we read: read again
         finally:
             self._unlock(keys=[lock_key(user_id)], args=[token])
 
@@ -191,6 +214,7 @@ class RedisGate:
 # --- running Redis updates when the database transaction ends ---------------------------
 _PENDING = "credit_gate_pending"
 _HOOKED = "credit_gate_hooked"
+_SHARE_LOCKED = "credit_gate_share_locked"
 
 Callback = Callable[[], None]
 

@@ -107,6 +107,15 @@ def lock_account(session: Session, user_id: str) -> None:
         session.execute(update(User).where(User.id == user_id).values(tier=User.tier))
 
 
+def share_lock_account(session: Session, user_id: str) -> None:
+    """A shared lock on the user until the transaction ends: many reservations may hold it
+    at once; `lock_account` (a counter rebuild) waits until all of them have committed."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(User.id).where(User.id == user_id).with_for_update(read=True))
+    else:
+        lock_account(session, user_id)
+
+
 def entries_page(
     session: Session, user_id: str, limit: int, after: tuple[datetime, str] | None
 ) -> list[CreditLedgerEntry]:
