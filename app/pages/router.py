@@ -1,6 +1,8 @@
-"""Minimal browser pages: sign up, log in, and a home page with the account's credits.
+"""Browser pages, part one: sign up, log in and log out.
 
-Plain HTML forms (no script needed); each carries the CSRF token from the cookie.
+Plain HTML forms (no script needed); each carries the CSRF token from the cookie. The
+pages of the product itself (create, history, personalize, credits, API keys) are in
+`app.pages.product` and are included here, so `create_app` mounts one pages router.
 """
 
 from __future__ import annotations
@@ -13,16 +15,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.auth import cookies, service
-from app.auth.dependencies import OptionalUser
 from app.auth.models import User
 from app.auth.schemas import Credentials
 from app.config import get_settings
-from app.credits import service as credits_service
 from app.db import SessionDep
 from app.errors import AppError, validation_error
+from app.pages.product import router as product_router
 from app.pages.rendering import render
 
 router = APIRouter(include_in_schema=False)
+router.include_router(product_router)
 FormField = Annotated[str, Form()]
 
 
@@ -37,14 +39,6 @@ def _logged_in_redirect(user_id: str) -> Response:
     cookies.set_session_cookie(response, user_id, settings)
     cookies.issue_csrf_token(response, settings)
     return response
-
-
-@router.get("/")
-def home(request: Request, user: OptionalUser, session: SessionDep) -> Response:
-    if user is None:
-        return RedirectResponse("/login", status_code=303)
-    credits = credits_service.summary(session, user)
-    return render(request, "home.html", user=user, credits=credits)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -87,8 +81,31 @@ def _submit_auth_form(
         error = refused
     else:
         return _logged_in_redirect(user.id)
-    # The form again, with the reason and the email kept, at the API's status code.
-    return render(request, "auth.html", error.status, mode=mode, email=email, error=error.message)
+    # The form again, with the reasons next to their fields and the email kept, at the
+    # API's status code.
+    field_errors = _field_errors(error)
+    return render(request, "auth.html", error.status, mode=mode, email=email, field_errors=field_errors,
+                  error=None if field_errors else error.message)
+
+
+def _field_errors(error: AppError) -> dict[str, str]:
+    if error.code == "email_taken":
+        return {"email": error.message}
+    found: dict[str, str] = {}
+    for item in error.details.get("fields", []):
+        name = item["field"] if item["field"] in ("email", "password") else "email"
+        message = _readable(item["field"], item["message"])
+        found[name] = f"{found[name]} {message}" if name in found else message
+    return found
+
+
+def _readable(field: str, message: str) -> str:
+    # pydantic speaks of strings and values; people speak of passwords and addresses.
+    if field == "password" and "at least" in message:
+        return "Use at least 8 characters."
+    if field == "email" and message != "is required":
+        return "Enter an email address like name@example.com."
+    return f"{field.capitalize()} {message}."
 
 
 @router.post("/logout")
