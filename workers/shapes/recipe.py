@@ -17,11 +17,11 @@ class Recipe:
     vae_crop_steps: int = 2_000
     vae_batch: int = 32
     vae_lr: float = 5e-4
-    decoder_steps: int = 1_500
+    decoder_steps: int = 800
     decoder_batch: int = 32
     decoder_lr: float = 2e-4
     decoder_edge_weight: float = 20.0
-    unet_steps: int = 5_500
+    unet_steps: int = 4_000
     unet_batch: int = 64
     unet_lr: float = 8e-4
     caption_dropout: float = 0.1
