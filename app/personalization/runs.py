@@ -139,7 +139,7 @@ class ProgressReporter:
         if not self._canceled and now - self._last_check >= CANCEL_CHECK_INTERVAL_S:
             self._last_check = now
             with session_scope() as session:
-                self._canceled = repository.status_of(session, self.finetune_id) != JobStatus.RUNNING
+                self._canceled = repository.status_of(session, self.finetune_id) == JobStatus.CANCELED
         return self._canceled
 
     def _eta_seconds(self, now: float, step: int, total: int) -> float | None:

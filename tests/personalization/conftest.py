@@ -72,3 +72,24 @@ def nothing_stored(db):
         assert stored_uploads() == []
 
     return check
+
+
+@pytest.fixture(scope="session")
+def tiny_base_folder(tmp_path_factory):
+    """A tiny random Stable-Diffusion-format model (workers.engine.tiny_model)."""
+    from workers.engine.tiny_model import write_tiny_pipeline
+
+    return write_tiny_pipeline(tmp_path_factory.mktemp("tiny-base"))
+
+
+@pytest.fixture(autouse=True)
+def generous_credits(monkeypatch):
+    """Credits and tier limits have their own tests (tests/credits); here they stay out of
+    the way: a large daily allowance and no practical limit on jobs at once."""
+    from app.config import get_settings
+
+    monkeypatch.setenv("IMAGEBOOTH_FREE_DAILY_CREDITS", "100000")
+    monkeypatch.setenv("IMAGEBOOTH_FREE_MAX_ACTIVE_JOBS", "1000")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -13,19 +13,12 @@ pytestmark = pytest.mark.backend_independent
 TINY_CONFIG = "steps: 6\nnum_class_images: 2\nclass_image_steps: 2\ncheckpoint_every: 3\n"
 
 
-@pytest.fixture(scope="session")
-def tiny_base(tmp_path_factory):
-    from workers.engine.tiny_model import write_tiny_pipeline
-
-    return write_tiny_pipeline(tmp_path_factory.mktemp("tiny-base"))
-
-
 @pytest.fixture
-def tiny_model(env_override, tiny_base, tmp_path):
+def tiny_model(env_override, tiny_base_folder, tmp_path):
     config = tmp_path / "finetune.yaml"
     config.write_text(TINY_CONFIG)
-    env_override(MODEL_PATH=str(tiny_base), FINETUNE_CONFIG=str(config))
-    return tiny_base
+    env_override(MODEL_PATH=str(tiny_base_folder), FINETUNE_CONFIG=str(config))
+    return tiny_base_folder
 
 
 @pytest.fixture
