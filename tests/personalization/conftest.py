@@ -56,10 +56,15 @@ def row_counts(db) -> dict[str, int]:
     from app.models import CreditLedgerEntry, Finetune, Subject, SubjectPhoto, TrainedModel
 
     db.expire_all()
-    return {
+    counts = {
         model.__tablename__: db.scalar(select(func.count()).select_from(model))
-        for model in (Subject, SubjectPhoto, Finetune, TrainedModel, CreditLedgerEntry)
+        for model in (Subject, SubjectPhoto, Finetune, TrainedModel)
     }
+    # charges for fine-tunes (other ledger entries, such as a daily allowance, are not ours)
+    counts["finetune_charges"] = db.scalar(
+        select(func.count()).select_from(CreditLedgerEntry).where(CreditLedgerEntry.reference.like("finetune:%"))
+    )
+    return counts
 
 
 @pytest.fixture

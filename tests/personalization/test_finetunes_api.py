@@ -26,7 +26,7 @@ def test_start_queues_a_job_after_commit_and_reports_it(client, subject, enqueue
     from app.models import Finetune
 
     assert db.get(Finetune, body["id"]).config == {"steps": 50, "method": "lora"}
-    assert row_counts(db)["credit_ledger"] == 0  # nothing charged
+    assert row_counts(db)["finetune_charges"] == 0  # nothing charged
 
 
 def test_start_without_a_body_uses_the_preset(client, subject, enqueued) -> None:
@@ -57,7 +57,7 @@ def test_someone_elses_subject_is_not_found_and_nothing_happens(subject, make_cl
     assert other.post("/api/v1/subjects/nonexistent/finetunes", json={}).status_code == 404
     assert enqueued == []
     counts = row_counts(db)
-    assert counts["finetunes"] == 0 and counts["credit_ledger"] == 0
+    assert counts["finetunes"] == 0 and counts["finetune_charges"] == 0
 
 
 def test_someone_elses_finetune_is_not_found(client, subject, make_client, accounts, enqueued) -> None:
