@@ -73,7 +73,8 @@ def get_gate() -> Gate:
     from app.redis_client import get_redis
 
     client = get_redis()
-    if client is None:
+    # SQLite serializes every write anyway: the database gate is exact and cheap there.
+    if client is None or get_settings().is_sqlite:
         return DatabaseGate()
     from app.credits.redis_gate import RedisGate
 

@@ -98,11 +98,13 @@ def append_once(session: Session, **values: Any) -> bool:
 def lock_account(session: Session, user_id: str) -> None:
     """Serialize credit decisions for one user until the transaction ends.
 
-    Postgres: a row lock on the user. SQLite has no row locks, but a write takes the
-    database's write lock, so a no-op UPDATE does the same job (and waits its turn).
+    Postgres: a row lock on the user - FOR NO KEY UPDATE, which does not conflict with the
+    key-share locks that inserting the user's jobs and ledger rows takes (foreign keys).
+    SQLite has no row locks, but a write takes the database's write lock, so a no-op
+    UPDATE does the same job (and waits its turn).
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(User.id).where(User.id == user_id).with_for_update())
+        session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
     else:
         session.execute(update(User).where(User.id == user_id).values(tier=User.tier))
 
@@ -127,11 +129,11 @@ def entries_page(
     return list(session.scalars(query))
 
 
-def active_job_count(session: Session, user_id: str) -> int:
+def active_job_count(session: Session, user_id: str, excluding: str | None = None) -> int:
     generations = select(func.count()).select_from(Generation).where(
-        Generation.user_id == user_id, Generation.status.in_(ACTIVE_STATUSES)
+        Generation.user_id == user_id, Generation.status.in_(ACTIVE_STATUSES), Generation.id != (excluding or "")
     )
     finetunes = select(func.count()).select_from(Finetune).where(
-        Finetune.user_id == user_id, Finetune.status.in_(ACTIVE_STATUSES)
+        Finetune.user_id == user_id, Finetune.status.in_(ACTIVE_STATUSES), Finetune.id != (excluding or "")
     )
     return int(session.scalar(generations) or 0) + int(session.scalar(finetunes) or 0)

@@ -80,13 +80,14 @@ def is_premium(session: Session, user: User) -> bool:
     return user.tier == Tier.PREMIUM or repository.bucket_totals(session, user.id).paid > 0
 
 
-def check_concurrency(session: Session, user: User) -> None:
+def check_concurrency(session: Session, user: User, excluding: str | None = None) -> None:
     """429 rate_limited when the user already has as many queued or running jobs as the
-    tier allows (generations and fine-tunes together)."""
+    tier allows (generations and fine-tunes together). `excluding`: the id of the job
+    being submitted, when it is already written."""
     settings = get_settings()
     premium = is_premium(session, user)
     limit = settings.premium_max_active_jobs if premium else settings.free_max_active_jobs
-    active = repository.active_job_count(session, user.id)
+    active = repository.active_job_count(session, user.id, excluding)
     if active < limit:
         return
     tier = "Premium" if premium else "Free"

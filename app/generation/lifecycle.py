@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from app.credits import service as credits
 from app.generation import repository
 from app.generation.models import Generation, Image
 from app.model_base import JobStatus, utcnow
@@ -95,14 +96,10 @@ def beat(session: Session, job_id: str, progress: float | None = None) -> bool:
 
 
 def settle_charge(session: Session, job: Generation, images_made: int) -> None:
-    """The job's outcome is final: settle its reservation (reference `generation:<id>`).
-
-    Credits are not wired yet (the credits issue adds `credits.service.settle`): until
-    then jobs cost nothing, and this is the one call site to fill in, e.g.
-    `credits.settle(session, job.user_id, f"generation:{job.id}",
-                    used=images_made * per_image, reserved=job.cost)`.
-    """
-    return None
+    """The job's outcome is final: charge the images made, refund the rest (idempotent:
+    a re-delivered task settles nothing twice)."""
+    per_image = job.cost // job.n if job.n else 0
+    credits.settle(session, job.user_id, f"generation:{job.id}", used=images_made * per_image)
 
 
 def finish(

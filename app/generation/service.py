@@ -31,7 +31,8 @@ from app.errors import AppError, NotFound, ServiceUnavailable
 from app.generation import lifecycle, repository
 from app.generation.models import Generation, Image
 from app.generation.schemas import MAX_SEED, GenerationCreate
-from app.model_base import JobStatus
+from app.model_base import JobStatus, new_id
+from app.credits import service as credits
 from app.queue import enqueue
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,12 @@ def submit(
         cost=body.n * get_settings().image_credit_cost,
         idempotency_key=idempotency_key,
     )
-    # 3. write it; a concurrent request with the same key loses on the unique constraint
+    # 3. charge first: a refused job is never written (and the write below then runs
+    #    inside a transaction already begun, which SQLite's savepoints need)
+    job.id = new_id()
+    reserve_charge(session, user, job)
+    # 4. write it; a concurrent request with the same key loses on the unique constraint
+    #    and gives its hold back; the caller commits, then dispatches
     try:
         with session.begin_nested():
             session.add(job)
@@ -73,20 +79,17 @@ def submit(
         earlier = repository.by_idempotency_key(session, user.id, idempotency_key or "")
         if earlier is None:
             raise
+        credits.settle(session, user.id, f"generation:{job.id}", used=0)
         return earlier, False
-    # 4. charge; the caller commits, then dispatches
-    reserve_charge(session, user, job)
     return job, True
 
 
 def reserve_charge(session: Session, user: User, job: Generation) -> None:
-    """Where the job's cost is reserved (reference `generation:<id>`).
-
-    Not wired yet: the credits issue adds `credits.service.reserve`, raising 402
-    `insufficient_credits`; until then jobs cost nothing. The outcome is settled in
-    `lifecycle.settle_charge`, called whenever a job reaches a final state.
-    """
-    return None
+    """Reserve the job's cost (reference `generation:<id>`): 429 when the user's tier has
+    as many jobs queued or running as it allows, 402 `insufficient_credits` on a short
+    balance (the job rolls back with the request). Settled in `lifecycle.settle_charge`."""
+    credits.check_concurrency(session, user, excluding=job.id)
+    credits.reserve(session, user, job.cost, f"generation:{job.id}")
 
 
 def dispatch(job: Generation) -> None:

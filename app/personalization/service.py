@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app import storage
 from app.auth.models import User
 from app.config import get_settings
+from app.credits import service as credits
 from app.errors import AppError, NotFound
 from app.model_base import JobStatus, new_id, utcnow
 from app.personalization import repository, uploads
@@ -159,20 +160,23 @@ def start_finetune(session: Session, user: User, subject_id: str, request: Finet
 
 
 def charge(session: Session, user: User, finetune: Finetune) -> int:
-    """THE charge for a fine-tune: settings.finetune_credit_cost, reference
-    f"finetune:{finetune.id}". Returns what was charged.
-
-    Fine-tunes are free until the credits issue lands its `reserve`; it goes here (and
-    raises 402 on a short balance, which rolls the job back with the request)."""
-    return 0
+    """THE charge for a fine-tune: settings.finetune_credit_cost, reserved under reference
+    f"finetune:{finetune.id}". Returns what was charged. 429 when the user's tier has as
+    many jobs queued or running as it allows; 402 on a short balance (either rolls the
+    job back with the request)."""
+    cost = get_settings().finetune_credit_cost
+    credits.check_concurrency(session, user, excluding=finetune.id)
+    credits.reserve(session, user, cost, f"finetune:{finetune.id}")
+    return cost
 
 
 def settle(session: Session, finetune: Finetune) -> None:
     """THE settlement once a fine-tune's outcome is known (succeeded: keep the charge;
     failed or canceled: refund). Called by whoever moves the job to its final state - the
     task (`app.personalization.runs`) or a cancel - and only by the one whose conditional
-    update won, so once per job.
-    The credits issue's `settle` (idempotent by reference) goes here."""
+    update won, so once per job (and `credits.settle` is idempotent by reference anyway)."""
+    used = finetune.cost if finetune.status == JobStatus.SUCCEEDED else 0
+    credits.settle(session, finetune.user_id, f"finetune:{finetune.id}", used=used)
 
 
 def mark_enqueue_failed(session: Session, finetune_id: str) -> None:

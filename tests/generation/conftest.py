@@ -141,3 +141,16 @@ def wait_status(client, job_id: str, status: str, timeout: float = JOB_TIMEOUT_S
             return body
         assert body["status"] in ("queued", "running"), body
     raise AssertionError(f"job {job_id} never {status}")
+
+
+@pytest.fixture(autouse=True)
+def generous_credits(monkeypatch):
+    """Credits and tier limits have their own tests (tests/credits); here they stay out of
+    the way: a large daily allowance and no practical limit on jobs at once."""
+    from app.config import get_settings
+
+    monkeypatch.setenv("IMAGEBOOTH_FREE_DAILY_CREDITS", "100000")
+    monkeypatch.setenv("IMAGEBOOTH_FREE_MAX_ACTIVE_JOBS", "1000")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -17,7 +17,7 @@ def test_start_queues_a_job_after_commit_and_reports_it(client, subject, enqueue
     response = client.post(f"/api/v1/subjects/{subject['id']}/finetunes", json={"steps": 50, "method": "lora"})
     assert response.status_code == 202, response.text
     body = response.json()
-    assert body["status"] == "queued" and body["cost"] == 0  # free until the credits issue wires reserve
+    assert body["status"] == "queued" and body["cost"] == 20  # settings.finetune_credit_cost, reserved
     assert enqueued == [("finetune.run", (body["id"],))]
     status = client.get(f"/api/v1/finetunes/{body['id']}").json()
     assert status["phase"] == "queued" and status["progress"] == 0 and status["step"] == 0
@@ -26,7 +26,7 @@ def test_start_queues_a_job_after_commit_and_reports_it(client, subject, enqueue
     from app.models import Finetune
 
     assert db.get(Finetune, body["id"]).config == {"steps": 50, "method": "lora"}
-    assert row_counts(db)["finetune_charges"] == 0  # nothing charged
+    assert row_counts(db)["finetune_charges"] == 1  # the reservation of its cost
 
 
 def test_start_without_a_body_uses_the_preset(client, subject, enqueued) -> None:
