@@ -109,7 +109,7 @@
           el("a", { class: "button small", href: image.url, download: "", text: "Download",
                     "aria-label": "Download picture with seed " + image.seed }),
           el("button", { type: "button", class: "secondary small", text: "Reuse",
-                         "aria-label": "Reuse these settings with seed " + image.seed,
+                         "aria-label": "Reuse settings with seed " + image.seed,
                          onclick: () => fill(Object.assign({}, job, { n: 1 }), image.seed) }))))));
     results.all.href = "/api/v1/generations/" + job.id + "/archive";
     results.all.hidden = job.images.length < 2;

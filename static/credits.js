@@ -63,9 +63,13 @@
       else showNotice(notice, result);
       return;
     }
-    const items = Array.isArray(result.data) ? result.data : result.data.items || [];
+    const items = result.data.packs || [];
+    if (result.data.payments_enabled === false && !document.getElementById("payments-off")) {
+      showNotice(notice, "Payments are turned off on this server, so credits cannot be bought here.", "info");
+    }
     packs.replaceChildren(...items.map((pack) => {
-      const button = el("button", { type: "button", text: "Buy " + pack.name + " for " + money(pack.price_cents, pack.currency) });
+      const button = el("button", { type: "button", text: "Buy " + pack.name + " for " + money(pack.price_cents, pack.currency),
+                                    disabled: result.data.payments_enabled === false });
       button.addEventListener("click", () => buy(pack, button));
       return el("li", { class: "pack" },
         el("strong", { text: pack.credits + " credits" }),

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from app import storage
 from app.auth.dependencies import OptionalUser
 from app.auth.models import User
+from app.billing import service as billing_service
 from app.config import get_settings
 from app.credits import service as credits_service
 from app.db import SessionDep
@@ -27,6 +28,7 @@ from app.pages.rendering import render
 from app.personalization import service as personalization_service
 
 router = APIRouter(include_in_schema=False)
+CHECKOUT_RETURNS = {"success": "/credits/success", "canceled": "/credits/cancel"}
 
 
 def _login_redirect() -> Response:
@@ -39,7 +41,7 @@ def _page(request: Request, session, user: User, template: str, page: str, **con
         request, template,
         user=user, page=page, credits=credits_service.summary(session, user),
         image_cost=settings.image_credit_cost, finetune_cost=settings.finetune_credit_cost,
-        payments_enabled=settings.stripe_secret_key is not None, **context,
+        payments_enabled=billing_service.payments_enabled(settings), **context,
     )
 
 
@@ -47,6 +49,10 @@ def _page(request: Request, session, user: User, template: str, page: str, **con
 def create_page(request: Request, user: OptionalUser, session: SessionDep) -> Response:
     if user is None:
         return _login_redirect()
+    # Stripe Checkout sends buyers back to /?purchase=success|canceled (app/billing).
+    purchase = request.query_params.get("purchase")
+    if purchase in CHECKOUT_RETURNS:
+        return RedirectResponse(CHECKOUT_RETURNS[purchase], status_code=303)
     return _page(request, session, user, "create.html", "create")
 
 
