@@ -5,7 +5,7 @@ Idempotent: a finished job, or one a live worker holds, is left alone. The work 
 stable per job, so a task delivered again after its worker was killed continues from the
 last checkpoint.
 
-Re-delivery after SIGKILL (measured with Celery 5.x / kombu here): the filesystem transport
+Re-delivery after SIGKILL (read in kombu's transports, not measured): the filesystem transport
 deletes a message file when it hands the message out, and Redis restores an unacknowledged
 message only after its visibility timeout (an hour by default); with the solo pool
 `task_reject_on_worker_lost` has no parent process to requeue anything. So a starting
