@@ -95,7 +95,10 @@ window.ImageBooth = (function () {
     if (result.status === 429 || error.code === "rate_limited") {
       const retry = parseInt(result.headers.get("Retry-After") || "", 10);
       const when = Number.isFinite(retry) ? "Try again in " + duration(retry) + "." : "Try again shortly.";
-      return ["Too many requests: " + (error.message || "slow down a little.") + " " + when];
+      let text = error.message || "Too many requests.";
+      if (!/^too many requests/i.test(text)) text = "Too many requests: " + text;
+      if (!/try again in/i.test(text)) text += " " + when;
+      return [text];
     }
     if (result.status >= 500 || result.status === 0) {
       return [error.message || "Something went wrong on our side. Try again in a moment."];

@@ -10,8 +10,10 @@
   const older = document.getElementById("older");
   const newest = document.getElementById("newest");
 
+  let modelNames = {};
+
   function parameters(job) {
-    const parts = [job.n + (job.n === 1 ? " picture" : " pictures"), "model " + job.model];
+    const parts = [job.n + (job.n === 1 ? " picture" : " pictures"), "model " + (modelNames[job.model] || job.model)];
     if (job.seed !== null && job.seed !== undefined) parts.push("seed " + job.seed);
     if (job.steps) parts.push(job.steps + " steps");
     if (job.guidance_scale !== null && job.guidance_scale !== undefined) parts.push("guidance " + job.guidance_scale);
@@ -46,7 +48,8 @@
     const query = new URLSearchParams(window.location.search);
     const cursor = query.get("cursor");
     const path = "/api/v1/generations?limit=" + PAGE_SIZE + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
-    const result = await api("GET", path);
+    const [result, models] = await Promise.all([api("GET", path), api("GET", "/api/v1/models")]);
+    if (models.ok) modelNames = Object.fromEntries(models.data.map((model) => [model.id, model.name]));
     list.setAttribute("aria-busy", "false");
     if (!result.ok) return showNotice(notice, result);
     list.replaceChildren(...result.data.items.map(item));

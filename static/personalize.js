@@ -15,7 +15,9 @@
   const maxBytes = parseInt(form.dataset.maxBytes, 10);
   let chosen = []; // [{file, url, digest, problem}]
 
-  function mebibytes(bytes) { return (bytes / 1048576).toFixed(1) + " MiB"; }
+  function mebibytes(bytes) {
+    return bytes < 1048576 ? Math.max(1, Math.round(bytes / 1024)) + " KiB" : (bytes / 1048576).toFixed(1) + " MiB";
+  }
 
   async function digest(file) {
     if (!window.crypto || !crypto.subtle) return file.name + ":" + file.size; // plain http off localhost

@@ -33,6 +33,7 @@ SERVER_START_TIMEOUT_S = 90
 TINY_FINETUNE = "steps: 6\nnum_class_images: 2\nclass_image_steps: 2\ncheckpoint_every: 3\n"
 FREE_DAILY_CREDITS = 6
 FINETUNE_CREDIT_COST = 3
+JOBS_PER_USER = 3  # per minute: low, so a test can reach the rate limit (each test is its own user)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
         "IMAGEBOOTH_FINETUNE_CONFIG": str(finetune_config),
         "IMAGEBOOTH_FREE_DAILY_CREDITS": str(FREE_DAILY_CREDITS),
         "IMAGEBOOTH_FINETUNE_CREDIT_COST": str(FINETUNE_CREDIT_COST),
+        "IMAGEBOOTH_RATE_LIMIT_JOBS_PER_USER": f"{JOBS_PER_USER}/minute",
         "IMAGEBOOTH_PUBLIC_URL": f"http://127.0.0.1:{port}",
     })
     log_path = root / "server.log"

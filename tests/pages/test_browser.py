@@ -138,6 +138,22 @@ def test_out_of_credits_says_what_happened_and_what_to_do(page, sign_up, screens
     screenshot(page, "create-out-of-credits")
 
 
+def test_rate_limited_says_when_to_retry(page, sign_up, screenshot) -> None:
+    from tests.pages.conftest import JOBS_PER_USER
+
+    sign_up(page, "hasty")
+    csrf = {"X-CSRF-Token": next(c["value"] for c in page.context.cookies() if c["name"] == "imagebooth_csrf")}
+    for _ in range(JOBS_PER_USER):  # use up the minute's submissions (some may already be refused)
+        page.request.post("/api/v1/generations", data={"prompt": "a red circle"}, headers=csrf)
+    page.get_by_label("Describe a picture").fill("a green square")
+    page.get_by_label("Describe a picture").press("Enter")
+    notice = page.locator("#notice")
+    expect(notice).to_contain_text("Too many requests")
+    expect(notice).to_contain_text(re.compile(r"try again in \d+", re.IGNORECASE))
+    expect(page.locator("#generate")).to_be_enabled()
+    screenshot(page, "create-rate-limited")
+
+
 def test_personalize_upload_finetune_and_status(page, sign_up, screenshot, tmp_path) -> None:
     sign_up(page, "subject")
     page.get_by_role("link", name="Personalize").click()
