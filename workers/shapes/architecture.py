@@ -2,8 +2,11 @@
 
 The VAE compresses 4x (64x64x3 pixels -> 16x16x4 latents): an 8x VAE could not keep small
 shapes and exact colours (measured: 0.79 attribute accuracy on its own round trip), while
-4x round-trips the drawn pictures almost exactly. The UNet attends to the caption at 8x8 and
-4x4, where a cell sees enough of the picture to place a shape left, right, top or bottom.
+4x keeps far more. The UNet attends to the caption at 8x8, 4x4 and 2x2. Convolutions are
+blind to absolute position except through their zero padding, and a 3-level UNet (16/8/4)
+learned colours, shapes and sizes but placed shapes by the noise, not the prompt (measured:
+position at chance after 1,250 steps); at 2x2 every cell touches two borders, so "left" or
+"top" is one padded convolution away.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ class TextEncoderConfig:
 
 @dataclass
 class UnetConfig:
-    block_out_channels: tuple[int, ...] = (48, 96, 144)
+    block_out_channels: tuple[int, ...] = (48, 96, 112, 112)
     layers_per_block: int = 1
     attention_heads: int = 4
     norm_num_groups: int = 16
@@ -88,6 +91,7 @@ def build_unet(arch: Architecture):
     from diffusers import UNet2DConditionModel
 
     u = arch.unet
+    levels = len(u.block_out_channels)
     factor = 2 ** (len(arch.vae.block_out_channels) - 1)
     return UNet2DConditionModel(
         sample_size=arch.image_size // factor,
@@ -95,8 +99,8 @@ def build_unet(arch: Architecture):
         out_channels=arch.vae.latent_channels,
         block_out_channels=u.block_out_channels,
         layers_per_block=u.layers_per_block,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (levels - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (levels - 1) + ("UpBlock2D",),
         cross_attention_dim=arch.text_encoder.hidden_size,
         attention_head_dim=u.attention_heads,
         norm_num_groups=u.norm_num_groups,

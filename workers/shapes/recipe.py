@@ -74,6 +74,6 @@ TINY = {
     "arch": {
         "vae": {"block_out_channels": [8, 16, 16], "norm_num_groups": 8},
         "text_encoder": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2},
-        "unet": {"block_out_channels": [16, 32, 32], "norm_num_groups": 8, "attention_heads": 2},
+        "unet": {"block_out_channels": [16, 32, 32, 32], "norm_num_groups": 8, "attention_heads": 2},
     },
 }
