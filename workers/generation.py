@@ -22,7 +22,7 @@ from app import storage
 from app.catalog.service import ModelNotFound, resolve_model
 from app.config import get_settings
 from app.db import session_scope
-from app.generation import lifecycle
+from app.generation import lifecycle, notify
 from app.model_base import JobStatus
 from workers.celery_app import INFERENCE_QUEUE, app
 from workers.engine import GenerationRequest, ModelRef, RequestError, generate_images, parameters_for, png_bytes
@@ -43,6 +43,7 @@ def run(job_id: str) -> str:
     # 1. claim the job (nothing to do when it is unknown or already final)
     with session_scope() as session:
         spec = lifecycle.start(session, job_id)
+    notify.job_changed(job_id)
     if spec is None:
         log.info("generation %s: nothing to do (unknown or already final)", job_id)
         return "skipped"
@@ -61,12 +62,14 @@ def run(job_id: str) -> str:
         log.warning("generation %s failed: %s", job_id, message, exc_info=not isinstance(exc, RequestError))
         with session_scope() as session:
             lifecycle.finish(session, job_id, JobStatus.FAILED, error=message)
+        notify.job_changed(job_id)
         return "failed"
     finally:
         heartbeat.stop()
     # 4. the outcome; images count only if the job is still running (not canceled meanwhile)
     with session_scope() as session:
         done = lifecycle.finish(session, job_id, JobStatus.SUCCEEDED, images=images)
+    notify.job_changed(job_id)
     if not done:
         _remove_files(images)
     return "succeeded" if done else "stopped"
@@ -132,6 +135,7 @@ class _ProgressWriter:
         self.last_write = now
         with session_scope() as session:
             running = lifecycle.beat(session, self.job_id, progress=DENOISE_SHARE * step / total)
+        notify.job_changed(self.job_id)
         if not running:
             raise JobStopped(self.job_id)
 

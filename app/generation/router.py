@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from app.auth.dependencies import CurrentUser
 from app.db import SessionDep
-from app.generation import service
+from app.generation import notify, service
 from app.generation.models import Generation
 from app.generation.schemas import (
     DEFAULT_PAGE_SIZE,
@@ -95,7 +95,10 @@ async def get_generation(
 
 @router.post("/generations/{job_id}/cancel")
 def cancel_generation(job_id: str, user: CurrentUser, session: SessionDep) -> GenerationOut:
-    return render(service.cancel(session, user, job_id))
+    job = service.cancel(session, user, job_id)
+    session.commit()  # then wake anyone long-polling this job
+    notify.job_changed(job.id)
+    return render(job)
 
 
 @router.get("/images/{image_id}", response_class=FileResponse)
