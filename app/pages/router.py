@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.auth import cookies, service
+from app.auth.dependencies import OptionalUser
 from app.auth.models import User
 from app.auth.schemas import Credentials
 from app.config import get_settings
@@ -42,12 +43,16 @@ def _logged_in_redirect(user_id: str) -> Response:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> Response:
+def login_page(request: Request, user: OptionalUser) -> Response:
+    if user is not None:
+        return RedirectResponse("/", status_code=303)
     return render(request, "auth.html", mode="login")
 
 
 @router.get("/signup", response_class=HTMLResponse)
-def signup_page(request: Request) -> Response:
+def signup_page(request: Request, user: OptionalUser) -> Response:
+    if user is not None:
+        return RedirectResponse("/", status_code=303)
     return render(request, "auth.html", mode="signup")
 
 

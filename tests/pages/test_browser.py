@@ -119,6 +119,17 @@ def test_signup_generate_progress_download_history(page, server, sign_up, screen
     expect(page.locator(".history-item .prompt")).to_have_text(PROMPT)
     page.get_by_role("link", name="Reuse settings").click()
     expect(page.get_by_label("Describe a picture")).to_have_value(PROMPT)
+    # keyboard: from the prompt, Tab reaches the button, then the folded options
+    page.get_by_label("Describe a picture").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "generate"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.tagName") == "SUMMARY"
+
+    # 8. the charge is in the credits page's ledger
+    page.get_by_role("link", name="Credits", exact=True).click()
+    expect(page.locator("#ledger tr").first).to_be_visible()
+    expect(page.locator("#ledger")).to_contain_text("-2")
 
 
 def test_out_of_credits_says_what_happened_and_what_to_do(page, sign_up, screenshot) -> None:
@@ -197,6 +208,7 @@ def test_personalize_upload_finetune_and_status(page, sign_up, screenshot, tmp_p
     expect(use).to_be_visible()
     use.click()
     page.wait_for_url(re.compile(r"/\?model="))
+    expect(page.get_by_label("Describe a picture")).to_have_value(re.compile(r"^a \S+ circle"))
     prompt = page.get_by_label("Describe a picture").input_value()
     token = re.match(r"a (\S+) circle", prompt).group(1)
     selected = page.evaluate("document.getElementById('model').selectedOptions[0].textContent")

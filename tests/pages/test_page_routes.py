@@ -128,3 +128,10 @@ def test_static_files_are_served_and_need_no_cdn(client) -> None:
         assert response.status_code == 200, name
         assert "https://" not in response.text and "http://" not in response.text, name
     assert "image-rendering: pixelated" in client.get("/static/style.css").text
+
+
+def test_login_and_signup_pages_send_a_logged_in_user_home(client, accounts) -> None:
+    accounts.signup(client)
+    for path in ("/login", "/signup"):
+        response = client.get(path, headers=HTML, follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (303, "/"), path
