@@ -121,20 +121,21 @@ def finish(
         return False
     job = repository.get(session, job_id)
     session.refresh(job)
-    for stored in images:
-        _record_image(session, job, stored)
+    _record_images(session, job, images)
     settle_charge(session, job, images_made=len(images))
     return True
 
 
-def _record_image(session: Session, job: Generation, stored: StoredImage) -> None:
+def _record_images(session: Session, job: Generation, images: list[StoredImage]) -> None:
     # A re-run rewrites image k in place (unique per job and index).
-    image = repository.image_at(session, job.id, stored.index)
-    if image is None:
-        image = Image(generation_id=job.id, user_id=job.user_id, index=stored.index)
-        session.add(image)
-    image.seed, image.path = stored.seed, stored.path
-    image.width, image.height = stored.width, stored.height
+    existing = {image.index: image for image in job.images}
+    for stored in images:
+        image = existing.get(stored.index)
+        if image is None:
+            image = Image(generation_id=job.id, user_id=job.user_id, index=stored.index)
+            job.images.append(image)
+        image.seed, image.path = stored.seed, stored.path
+        image.width, image.height = stored.width, stored.height
     session.flush()
 
 

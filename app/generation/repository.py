@@ -100,6 +100,3 @@ def image_owned(session: Session, user_id: str, image_id: str) -> Image | None:
         select(Image).where(Image.id == image_id, Image.user_id == user_id).options(selectinload(Image.generation))
     ).one_or_none()
 
-
-def image_at(session: Session, job_id: str, index: int) -> Image | None:
-    return session.scalars(select(Image).where(Image.generation_id == job_id, Image.index == index)).one_or_none()
