@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from personalization_checks import row_counts, stored_uploads  # noqa: F401  (used by fixtures below)
 from upload_samples import files, good_photos
 
 
@@ -41,30 +42,6 @@ def create_subject(client, user):
         return (http_client or client).post("/api/v1/subjects", data=data, files=files(photos or good_photos(3)))
 
     return create
-
-
-def stored_uploads() -> list[Path]:
-    from app.config import get_settings
-
-    root = get_settings().storage_dir / "uploads"
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
-
-
-def row_counts(db) -> dict[str, int]:
-    from sqlalchemy import func, select
-
-    from app.models import CreditLedgerEntry, Finetune, Subject, SubjectPhoto, TrainedModel
-
-    db.expire_all()
-    counts = {
-        model.__tablename__: db.scalar(select(func.count()).select_from(model))
-        for model in (Subject, SubjectPhoto, Finetune, TrainedModel)
-    }
-    # charges for fine-tunes (other ledger entries, such as a daily allowance, are not ours)
-    counts["finetune_charges"] = db.scalar(
-        select(func.count()).select_from(CreditLedgerEntry).where(CreditLedgerEntry.reference.like("finetune:%"))
-    )
-    return counts
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import row_counts
+from personalization_checks import row_counts
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import stored_uploads
+from personalization_checks import stored_uploads
 from PIL import Image
 from upload_samples import files, good_photos, oversized, photo, png_bomb, truncated_jpeg
 
