@@ -22,9 +22,10 @@ FINETUNE_TIMEOUT_MS = 300_000
 PROMPT = "a small blue star on the left on a yellow background"
 
 
-def _png(color: tuple[int, int, int], size: int = 96) -> bytes:
+def _png(color: tuple[int, int, int]) -> bytes:
     from PIL import Image, ImageDraw
 
+    size = 96
     picture = Image.new("RGB", (size, size), (245, 245, 245))
     draw = ImageDraw.Draw(picture)
     draw.ellipse((16, 16, size - 16, size - 16), fill=color)
@@ -182,15 +183,30 @@ def test_personalize_upload_finetune_and_status(page, sign_up, screenshot, tmp_p
     expect(page.locator("#previews li.has-problem")).to_contain_text("not an image")
     expect(page.locator("#images-error")).to_contain_text("Choose 3 to 5 photos")
     page.get_by_role("button", name="Remove notes.txt").click()
-    page.get_by_label("Photos (3 to 5)").set_input_files([str(path) for path in photos[1:]])
+    # 2. what only the server can tell (a photo too small) is named on that photo too
+    tiny = tmp_path / "tiny.png"
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (240, 210, 40)).save(buffer, "PNG")
+    tiny.write_bytes(buffer.getvalue())
+    page.get_by_label("Photos (3 to 5)").set_input_files([str(photos[1]), str(tiny)])
     expect(page.locator("#previews li img")).to_have_count(3)
     expect(page.locator("#previews li.has-problem")).to_have_count(0)
     expect(page.locator("#images-error")).to_be_hidden()
     page.get_by_label("What is it? (class noun)").fill("circle")
     page.get_by_label("Name").fill("Smiley")
+    page.get_by_role("button", name=re.compile("Upload and start fine-tune")).click()
+    expect(page.locator("#previews li.has-problem")).to_contain_text("too small")
+    expect(page.locator("#previews li.has-problem")).to_contain_text("tiny.png")
+    screenshot(page, "personalize-rejected")
+    page.get_by_role("button", name="Remove tiny.png").click()
+    page.get_by_label("Photos (3 to 5)").set_input_files([str(photos[2])])
+    expect(page.locator("#previews li img")).to_have_count(3)
+    expect(page.locator("#previews li.has-problem")).to_have_count(0)
     screenshot(page, "personalize")
 
-    # 2. start: the status page shows the phase and progresses
+    # 3. start: the status page shows the phase and progresses
     page.get_by_role("button", name=re.compile("Upload and start fine-tune")).click()
     page.wait_for_url(re.compile(r"/finetunes/[^/]+$"))
     expect(page.locator("#subject-name")).to_contain_text("Smiley")
@@ -203,7 +219,7 @@ def test_personalize_upload_finetune_and_status(page, sign_up, screenshot, tmp_p
     page.wait_for_function("[...document.querySelectorAll('#validation img')].every((img) => img.complete && img.naturalWidth > 0)")
     screenshot(page, "finetune-done")
 
-    # 3. generate with this subject: the prompt carries the token, the model is chosen
+    # 4. generate with this subject: the prompt carries the token, the model is chosen
     use = page.get_by_role("link", name="Generate with this subject")
     expect(use).to_be_visible()
     use.click()
