@@ -176,14 +176,20 @@ def _prepare_process(pool_processes: int) -> None:
     # each other (100x slower measured on a busy 2-core machine).
     share = max(1, (os.cpu_count() or 1) // max(1, pool_processes))
     torch.set_num_threads(min(torch.get_num_threads(), share))
+    model_path = get_settings().model_path
+    if not (model_path / "model_index.json").exists():
+        # Not an error yet (the bundled model may still be training): its jobs fail with a
+        # message, and the first job after it appears loads it.
+        log.warning("base model %s not found; generation jobs fail until it exists", model_path)
+        return
     try:
         started = time.perf_counter()
         from workers.engine import warm_up
 
-        warm_up(ModelRef(base=get_settings().model_path))
-        log.info("inference worker warm: %s in %.1fs", get_settings().model_path, time.perf_counter() - started)
+        warm_up(ModelRef(base=model_path))
+        log.info("inference worker warm: %s in %.1fs", model_path, time.perf_counter() - started)
     except Exception:  # a broken model fails its jobs with a message; the worker stays up
-        log.exception("could not warm up the base model %s", get_settings().model_path)
+        log.exception("could not warm up the base model %s", model_path)
 
 
 def _sweep_periodically() -> None:
