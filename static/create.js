@@ -5,7 +5,10 @@
 (function () {
   const { api, el, showNotice, hideNotice, showFieldErrors, clearFieldErrors, refreshCredits } = window.ImageBooth;
   const QUALITY_STEPS = 25; // "quality": the engine's quality profile runs 25 steps
-  const WAIT_S = 20; // long-poll: the API answers as soon as progress changes
+  // Long-poll: the API answers as soon as the job's status or progress changes. While queued,
+  // the line moves without the job changing, so the position is asked for more often.
+  const WAIT_RUNNING_S = 20;
+  const WAIT_QUEUED_S = 2;
   const form = document.getElementById("create-form");
   const prompt = document.getElementById("prompt");
   const count = document.getElementById("n");
@@ -137,8 +140,9 @@
   async function follow(id) {
     const mine = ++polling;
     let failures = 0;
+    let wait = 0; // the first answer at once: it carries the queue position
     while (mine === polling) {
-      const result = await api("GET", "/api/v1/generations/" + encodeURIComponent(id) + "?wait=" + WAIT_S);
+      const result = await api("GET", "/api/v1/generations/" + encodeURIComponent(id) + "?wait=" + wait);
       if (mine !== polling) return;
       if (!result.ok) {
         if (result.status === 0 || result.status >= 500) { // a blip: retry, slower each time
@@ -153,6 +157,7 @@
       }
       failures = 0;
       current = result.data;
+      wait = current.status === "queued" ? WAIT_QUEUED_S : WAIT_RUNNING_S;
       if (["succeeded", "failed", "canceled"].includes(current.status)) return finish(current);
       showProgress(current);
     }

@@ -15,6 +15,8 @@ import zipfile
 import pytest
 from playwright.sync_api import expect
 
+from tests.pages.conftest import FREE_DAILY_CREDITS
+
 pytestmark = [pytest.mark.slow, pytest.mark.backend_independent]
 
 JOB_TIMEOUT_MS = 180_000  # the worker's first job waits for torch and the model to load
@@ -166,7 +168,27 @@ def test_rate_limited_says_when_to_retry(page, sign_up, screenshot) -> None:
     screenshot(page, "create-rate-limited")
 
 
-def test_personalize_upload_finetune_and_status(page, sign_up, screenshot, tmp_path) -> None:
+def _queue_behind_and_cancel(browser, server, sign_up, screenshot) -> None:
+    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    other = context.new_page()
+    try:
+        sign_up(other, "waiting")
+        other.get_by_label("Describe a picture").fill("a purple triangle")
+        other.get_by_label("Describe a picture").press("Enter")
+        expect(other.locator("#run-status")).to_have_text(re.compile(r"Waiting in line: position \d+"))
+        expect(other.locator("#free-remaining")).to_have_text(str(FREE_DAILY_CREDITS - 1))
+        screenshot(other, "create-queued")
+        other.get_by_role("button", name="Cancel").click()
+        expect(other.locator("#run-status")).to_contain_text("Canceled")
+        expect(other.locator("#free-remaining")).to_have_text(str(FREE_DAILY_CREDITS))
+        expect(other.locator("#cancel")).to_be_hidden()
+        expect(other.locator("#generate")).to_be_enabled()
+    finally:
+        context.close()
+
+
+def test_personalize_upload_finetune_and_status(page, browser, server, sign_up, screenshot, tmp_path) -> None:
     sign_up(page, "subject")
     page.get_by_role("link", name="Personalize").click()
     photos = []
@@ -211,6 +233,9 @@ def test_personalize_upload_finetune_and_status(page, sign_up, screenshot, tmp_p
     page.wait_for_url(re.compile(r"/finetunes/[^/]+$"))
     expect(page.locator("#subject-name")).to_contain_text("Smiley")
     expect(page.locator("#phase")).not_to_have_text("…")
+    # (meanwhile another user's generation waits behind the fine-tune: its position shows,
+    # and Cancel gives the credits back)
+    _queue_behind_and_cancel(browser, server, sign_up, screenshot)
     page.wait_for_function("document.getElementById('finetune').dataset.phase !== 'queued'", timeout=FINETUNE_TIMEOUT_MS)
     screenshot(page, "finetune-running")
     expect(page.locator("#validation img").first).to_be_visible(timeout=FINETUNE_TIMEOUT_MS)
