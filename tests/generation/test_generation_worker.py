@@ -119,6 +119,28 @@ def test_a_broken_model_fails_the_job_with_a_message(worker, caller, db, tmp_pat
     assert wait_final(caller, _submit(caller, steps=2))[0]["status"] == "succeeded"  # worker still fine
 
 
+def test_a_personal_model_generates_on_its_base(worker, caller, db, tiny_model, tmp_path) -> None:
+    import shutil
+
+    from workers.engine import read_parameters
+
+    personal = tmp_path / "my-model"
+    shutil.copytree(tiny_model / "unet", personal / "unet")  # a "full fine-tune" of the UNet
+    user_id = caller.get("/api/v1/me").json()["id"]
+    base_id = caller.get("/api/v1/models").json()[0]["id"]
+    model = TrainedModel(user_id=user_id, name="my model", kind=ModelKind.PERSONAL, token="sks",
+                         class_noun="dog", path=str(personal), base_model_id=base_id)
+    db.add(model)
+    db.commit()
+    body = wait_final(caller, _submit(caller, model=model.id, steps=3, seed=9))[0]
+    assert body["status"] == "succeeded" and body["model"] == model.id, body
+    png = caller.get(body["images"][0]["url"]).content
+    assert read_parameters(png).model == "my model"
+    # Same weights as the base: the same picture as the base model gives for that seed.
+    base = wait_final(caller, _submit(caller, steps=3, seed=9))[0]
+    assert np.array_equal(_pixels(png), _pixels(caller.get(base["images"][0]["url"]).content))
+
+
 def test_redelivered_tasks_are_idempotent(worker, caller, db) -> None:
     from app.queue import enqueue
 
