@@ -4,7 +4,6 @@
 
 (function () {
   const { api, el, showNotice, hideNotice, showFieldErrors, clearFieldErrors, refreshCredits } = window.ImageBooth;
-  const QUALITY_STEPS = 25; // "quality": the engine's quality profile runs 25 steps
   // Long-poll: the API answers as soon as the job's status or progress changes. While queued,
   // the line moves without the job changing, so the position is asked for more often.
   const WAIT_RUNNING_S = 20;
@@ -45,7 +44,7 @@
     if (negative) body.negative_prompt = negative;
     if (seed !== "") body.seed = Number(seed);
     if (guidance !== "") body.guidance_scale = Number(guidance);
-    if (document.getElementById("quality").value === "quality") body.steps = QUALITY_STEPS;
+    body.profile = document.getElementById("quality").value;
     if (modelSelect.value) body.model = modelSelect.value;
     return body;
   }
@@ -56,7 +55,7 @@
     document.getElementById("negative_prompt").value = settings.negative_prompt || "";
     document.getElementById("seed").value = seed ?? settings.seed ?? "";
     document.getElementById("guidance_scale").value = settings.guidance_scale ?? "";
-    document.getElementById("quality").value = settings.steps === QUALITY_STEPS ? "quality" : "fast";
+    document.getElementById("quality").value = settings.profile === "quality" ? "quality" : "fast";
     if (settings.model) selectModel(settings.model);
     document.getElementById("options").open = true;
     showCost();

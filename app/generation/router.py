@@ -46,6 +46,7 @@ def render(job: Generation, queue_position: int | None = None) -> GenerationOut:
         guidance_scale=job.guidance_scale,
         seed=job.seed,
         model=job.model_id,
+        profile=job.profile,
         cost=job.cost,
         created_at=job.created_at,
         started_at=job.started_at,

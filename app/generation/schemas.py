@@ -8,6 +8,7 @@ field, before a job or a charge exists.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
@@ -19,6 +20,8 @@ MAX_SEED = 2**32 - 1  # A1111-compatible unsigned 32-bit seeds
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_WAIT_S = 25.0
+# the engine's "quality" profile (workers/engine/profiles.py): more steps, full precision
+QUALITY_DEFAULT_STEPS = 25
 
 
 class GenerationCreate(BaseModel):
@@ -32,6 +35,7 @@ class GenerationCreate(BaseModel):
     guidance_scale: StrictFloat | None = Field(default=None, ge=0, le=MAX_GUIDANCE)
     seed: StrictInt | None = Field(default=None, ge=0, le=MAX_SEED)
     model: str | None = Field(default=None, min_length=1, max_length=64)
+    profile: Literal["fast", "quality"] = "fast"
 
     @field_validator("prompt")
     @classmethod
@@ -70,6 +74,7 @@ class GenerationOut(BaseModel):
     guidance_scale: float | None
     seed: int | None
     model: str
+    profile: str
     cost: int
     created_at: datetime
     started_at: datetime | None = None

@@ -31,7 +31,7 @@ from app.db import new_session
 from app.errors import AppError, NotFound, ServiceUnavailable
 from app.generation import lifecycle, notify, repository
 from app.generation.models import Generation, Image
-from app.generation.schemas import MAX_SEED, GenerationCreate
+from app.generation.schemas import MAX_SEED, QUALITY_DEFAULT_STEPS, GenerationCreate
 from app.model_base import JobStatus, new_id
 from app.credits import service as credits
 from app.queue import enqueue
@@ -60,11 +60,12 @@ def submit(
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
         n=body.n,
-        steps=body.steps if body.steps is not None else model.default_steps,
+        steps=body.steps if body.steps is not None else _default_steps(body.profile, model.default_steps),
         guidance_scale=float(body.guidance_scale if body.guidance_scale is not None else model.default_guidance),
         # Drawn now when not given, so a re-delivered task reproduces the same images.
         seed=body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1),
         model_id=model.id,
+        profile=body.profile,
         cost=body.n * get_settings().image_credit_cost,
         idempotency_key=idempotency_key,
     )
@@ -239,3 +240,8 @@ def archive(session: Session, user: User, job_id: str) -> tuple[bytes, str]:
             name = f"{image.index + 1:02d}-{image_file_name(job, image)}"
             bundle.write(storage.resolve(image.path), arcname=name)
     return buffer.getvalue(), f"{slug(job.prompt)}.zip"
+
+
+def _default_steps(profile: str, model_default: int) -> int:
+    """The fast profile takes the model card's step count; quality takes the engine's."""
+    return QUALITY_DEFAULT_STEPS if profile == "quality" else model_default

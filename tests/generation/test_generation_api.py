@@ -223,3 +223,14 @@ def test_broker_down_fails_the_job_and_answers_503(caller, db, monkeypatch) -> N
     assert response.status_code == 503, response.text
     (job,) = db.query(Generation).all()
     assert job.status == JobStatus.FAILED and "could not be queued" in job.error
+
+
+def test_quality_profile_runs_more_steps_unless_told_otherwise(caller, db) -> None:
+    quality = _submit(caller, profile="quality").json()
+    row = db.get(Generation, quality["id"])
+    assert row.profile == "quality" and row.steps == 25
+    assert caller.get(f"/api/v1/generations/{quality['id']}").json()["profile"] == "quality"
+    explicit = db.get(Generation, _submit(caller, profile="quality", steps=12).json()["id"])
+    assert explicit.steps == 12
+    refused = _submit(caller, profile="turbo")
+    assert refused.status_code == 422 and "profile" in refused.text
