@@ -2,11 +2,12 @@
 
 The VAE compresses 4x (64x64x3 pixels -> 16x16x4 latents): an 8x VAE could not keep small
 shapes and exact colours (measured: 0.79 attribute accuracy on its own round trip), while
-4x keeps far more. The UNet attends to the caption at 8x8, 4x4 and 2x2. Convolutions are
-blind to absolute position except through their zero padding, and a 3-level UNet (16/8/4)
-learned colours, shapes and sizes but placed shapes by the noise, not the prompt (measured:
-position at chance after 1,250 steps); at 2x2 every cell touches two borders, so "left" or
-"top" is one padded convolution away.
+4x keeps far more. The UNet attends to the caption at 8x8 and 4x4. Convolutions see absolute
+position only through their zero padding, and position is what this UNet learns last
+(measured: at chance after 1,250 steps while colours and shapes were at 0.9+). A 4-level
+variant (a 2x2 level, where every cell touches two borders) was tried and learned every
+attribute more slowly (attribute accuracy 0.59 at 1,750 steps against 0.78 at 1,250), so it
+was not kept; `block_out_channels` with four entries builds it.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class TextEncoderConfig:
 
 @dataclass
 class UnetConfig:
-    block_out_channels: tuple[int, ...] = (48, 96, 112, 112)
+    block_out_channels: tuple[int, ...] = (48, 96, 144)
     layers_per_block: int = 1
     attention_heads: int = 4
     norm_num_groups: int = 16

@@ -21,7 +21,7 @@ class Recipe:
     decoder_batch: int = 32
     decoder_lr: float = 2e-4
     decoder_edge_weight: float = 20.0
-    unet_steps: int = 4_000
+    unet_steps: int = 3_000
     unet_batch: int = 64
     unet_lr: float = 8e-4
     caption_dropout: float = 0.1
@@ -74,6 +74,6 @@ TINY = {
     "arch": {
         "vae": {"block_out_channels": [8, 16, 16], "norm_num_groups": 8},
         "text_encoder": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2},
-        "unet": {"block_out_channels": [16, 32, 32, 32], "norm_num_groups": 8, "attention_heads": 2},
+        "unet": {"block_out_channels": [16, 32, 32], "norm_num_groups": 8, "attention_heads": 2},
     },
 }
