@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import stripe
-
 from app.config import CreditPack
 
 STRIPE_TIMEOUT_S = 10
@@ -22,6 +20,8 @@ class CheckoutSession:
 
 class CheckoutClient:
     def __init__(self, api_key: str, api_base: str | None = None) -> None:
+        import stripe  # only when a purchase starts: the package is slow to import
+
         options = {"base_addresses": {"api": api_base.rstrip("/")}} if api_base else {}
         self._client = stripe.StripeClient(
             api_key, max_network_retries=1, http_client=stripe.RequestsClient(timeout=STRIPE_TIMEOUT_S), **options
