@@ -57,7 +57,7 @@ def write_model_card(folder: Path, evals: list[dict], vae_check: dict | None = N
         "## Training recipe (this 2-core CPU)",
         f"- VAE: {recipe['vae_steps']} steps at batch {recipe['vae_batch']} (first {recipe['vae_crop_steps']} on 32x32 crops), L1 + MSE + 1e-6 KL, lr {recipe['vae_lr']}.",
         f"- UNet + text encoder together: {recipe['unet_steps']} steps at batch {recipe['unet_batch']} on cached latents, v-prediction,",
-        f"  min-SNR-5 weighting, AdamW lr {recipe['unet_lr']} with warm-up and cosine decay, EMA {recipe['ema_decay']} (exported).",
+        f"  min-SNR-5 weighting truncated at 1 (`v_loss_weight`), AdamW lr {recipe['unet_lr']} with warm-up and cosine decay, EMA {recipe['ema_decay']} (exported).",
         "- Lightning for both, checkpoints every "
         f"{recipe['checkpoint_every']} steps, TensorBoard logs; `imagebooth train-base --resume` continues an interrupted run.",
         "",

@@ -203,7 +203,8 @@ def export(recipe: Recipe, out: Path, vae_model, unet_model, text_encoder, tok, 
         vae=vae_model, text_encoder=text_encoder, tokenizer=tok, unet=unet_model, scheduler=fast_scheduler(),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
-    pipe.save_pretrained(str(out), safe_serialization=True)
+    # shards under 15 MB keep every file small enough for a plain git repository
+    pipe.save_pretrained(str(out), safe_serialization=True, max_shard_size="15MB")
     for name in ("vocab.json", "merges.txt"):  # the slow-tokenizer files too, for older tools
         (out / "tokenizer" / name).write_bytes((Path(tok.name_or_path) / name).read_bytes())
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
