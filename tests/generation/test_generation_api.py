@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from app.catalog.service import resolve_model
 from app.generation import lifecycle
 from app.generation.models import Generation
 from app.model_base import JobStatus, utcnow
@@ -101,7 +102,10 @@ def test_submit_answers_202_with_cost_and_reports_queue_position(caller, db) -> 
     assert job["queue_position"] == 2
     assert caller.get(f"/api/v1/generations/{body['id']}").json()["queue_position"] == 1
     row = db.get(Generation, body["id"])
-    assert row.steps == 8 and row.guidance_scale == 7.5 and row.seed is not None  # defaults recorded
+    # the defaults recorded are the base model card's (the engine's when a folder has none)
+    defaults = resolve_model(db, row.user_id, None)
+    assert (row.steps, row.guidance_scale) == (defaults.default_steps, defaults.default_guidance)
+    assert row.seed is not None
 
 
 def test_idempotency_key_returns_the_first_job(caller, db) -> None:
