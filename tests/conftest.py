@@ -286,3 +286,16 @@ def worker_process(clean_state: None):
 @pytest.fixture
 def worker_log() -> Path:
     return TEST_DATA_DIR / "worker.log"
+
+
+@pytest.fixture
+def generous_credits(monkeypatch):
+    """Credits and tier limits have their own tests (tests/credits); here they stay out of
+    the way: a large daily allowance and no practical limit on jobs at once."""
+    from app.config import get_settings
+
+    monkeypatch.setenv("IMAGEBOOTH_FREE_DAILY_CREDITS", "100000")
+    monkeypatch.setenv("IMAGEBOOTH_FREE_MAX_ACTIVE_JOBS", "1000")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

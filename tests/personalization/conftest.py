@@ -65,13 +65,5 @@ def tiny_base_folder(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def generous_credits(monkeypatch):
-    """Credits and tier limits have their own tests (tests/credits); here they stay out of
-    the way: a large daily allowance and no practical limit on jobs at once."""
-    from app.config import get_settings
-
-    monkeypatch.setenv("IMAGEBOOTH_FREE_DAILY_CREDITS", "100000")
-    monkeypatch.setenv("IMAGEBOOTH_FREE_MAX_ACTIVE_JOBS", "1000")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+def _credits_out_of_the_way(generous_credits):
+    """Every test here runs with the generous_credits settings (tests/conftest.py)."""
