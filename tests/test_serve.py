@@ -2,56 +2,29 @@
 
 from __future__ import annotations
 
-import queue
-import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.serve_process import free_port, wait_for_url
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 60
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_url(process: subprocess.Popen, timeout: float) -> str:
-    # A reader thread, because select() on a buffered pipe misses lines already buffered.
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    deadline = time.monotonic() + timeout
-    seen = ""
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            line = lines.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        seen += line
-        match = re.search(r"running at (http://\S+)", line)
-        if match:
-            return match.group(1)
-    raise AssertionError(f"serve printed no URL in {timeout}s:\n{seen}")
-
-
 @pytest.fixture
 def served(clean_state, stop_process):
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        yield process, _wait_for_url(process, START_TIMEOUT_S)
+        yield process, wait_for_url(process, START_TIMEOUT_S)
     finally:
         stop_process(process, signal.SIGINT)  # when the test failed before its own Ctrl-C
 

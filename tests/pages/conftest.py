@@ -8,13 +8,9 @@ beside the other tests' per-test table wipes. Screenshots go to test-output/scre
 from __future__ import annotations
 
 import os
-import queue
-import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, stop_process
+from tests.serve_process import free_port, wait_for_url
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -46,26 +43,6 @@ class Server:
         return self.log_path.read_text(errors="replace")[-6000:]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_url(process: subprocess.Popen, timeout: float) -> str:
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            match = re.search(r"running at (http://\S+?)/?\s", lines.get(timeout=0.2))
-        except queue.Empty:
-            continue
-        if match:
-            return match.group(1)
-    raise AssertionError(f"imagebooth serve printed no URL within {timeout}s")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
     if not CHROMIUM.exists():
@@ -75,7 +52,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("browser")
     finetune_config = root / "finetune.yaml"
     finetune_config.write_text(TINY_FINETUNE)
-    port = _free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("IMAGEBOOTH_")}
     env.update({
         "IMAGEBOOTH_ENV": "test", "IMAGEBOOTH_DATA_DIR": str(root / "data"), "HF_HUB_OFFLINE": "1",
@@ -93,7 +70,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr_log, text=True,
         )
     try:
-        url = _wait_for_url(process, SERVER_START_TIMEOUT_S)
+        url = wait_for_url(process, SERVER_START_TIMEOUT_S)
         yield Server(url, process, log_path)
     finally:
         stop_process(process, signal.SIGINT)
