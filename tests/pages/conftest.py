@@ -26,8 +26,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
 SERVER_START_TIMEOUT_S = 90
-# A fine-tune that finishes in seconds on the tiny model (as the personalization tests use).
-TINY_FINETUNE = "steps: 6\nnum_class_images: 2\nclass_image_steps: 2\ncheckpoint_every: 3\n"
+# A fine-tune of a few seconds on the tiny model: long enough that a generation submitted
+# meanwhile really waits in line behind it (6 steps sometimes finished first on an idle machine).
+TINY_FINETUNE = "steps: 60\nnum_class_images: 2\nclass_image_steps: 2\ncheckpoint_every: 30\n"
 FREE_DAILY_CREDITS = 6
 FINETUNE_CREDIT_COST = 3
 JOBS_PER_USER = 3  # per minute: low, so a test can reach the rate limit (each test is its own user)
