@@ -91,19 +91,30 @@ def split(available_now: Available, amount: int) -> tuple[int, int]:
     return free, amount - free
 
 
-def write_hold(session: Session, user_id: str, reference: str, free: int, paid: int, now: datetime) -> bool:
-    """Write the hold; False (and nothing written) if the reference has one already."""
+def write_hold(
+    session: Session, user_id: str, reference: str, free: int, paid: int, now: datetime, share_lock: bool = False
+) -> bool:
+    """Write the hold; False (and nothing written) if the reference has one already.
+    `share_lock`: the first insert also takes repository.share_lock_account on the user."""
     written = False
     for bucket, part in ((CreditBucket.FREE, free), (CreditBucket.PAID, paid)):
         if part:
             inserted = repository.append_once(
-                session, user_id=user_id, amount=-part, bucket=bucket,
+                session, share_lock=share_lock and not written, user_id=user_id, amount=-part, bucket=bucket,
                 reason=LedgerReason.RESERVATION, reference=reference, created_at=now,
             )
             if not inserted and not written:
                 return False
             written = True
     return written
+
+
+def rewrite_hold(session: Session, user_id: str, reference: str, free: int, paid: int, now: datetime) -> None:
+    """Replace the hold this very transaction wrote (a counter rebuild changed its split
+    between free and paid). The rows were never committed, so no one has seen them: the
+    ledger stays append-only as far as anyone can tell."""
+    repository.discard_uncommitted_hold(session, user_id, reference)
+    write_hold(session, user_id, reference, free, paid, now)
 
 
 def existing_reservation(session: Session, user_id: str, reference: str) -> Reservation | None:

@@ -1,4 +1,5 @@
-"""Ledger queries. The ledger is append-only: nothing here updates or deletes an entry."""
+"""Ledger queries. The ledger is append-only: nothing here updates or deletes a committed
+entry (discard_uncommitted_hold removes only rows its own transaction has just written)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import delete, func, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.credits.models import CreditBucket, CreditLedgerEntry, LedgerReason
 from app.generation.models import Generation
-from app.model_base import JobStatus
+from app.model_base import JobStatus, new_id, utcnow
 from app.personalization.models import Finetune
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -82,17 +83,46 @@ def append(session: Session, entry: CreditLedgerEntry) -> None:
     session.flush()
 
 
-def append_once(session: Session, **values: Any) -> bool:
+def append_once(session: Session, share_lock: bool = False, **values: Any) -> bool:
     """Insert an entry unless its (user, reason, reference, bucket) exists; True if inserted.
 
     ON CONFLICT DO NOTHING: a concurrent duplicate waits for the first to commit and then
     inserts nothing - no exception, so the surrounding transaction stays usable.
+    `share_lock`: also take `share_lock_account` on the entry's user, in the same statement
+    on Postgres (INSERT ... SELECT ... FOR SHARE), which saves the reservation path a round
+    trip.
     """
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(CreditLedgerEntry).values(**values).on_conflict_do_nothing().returning(CreditLedgerEntry.id)
-    )
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if not postgres:
+        if share_lock:
+            share_lock_account(session, values["user_id"])
+        statement = sqlite.insert(CreditLedgerEntry).values(**values)
+    elif share_lock:
+        values.setdefault("id", new_id())
+        values.setdefault("created_at", utcnow())
+        names = list(values)
+        source = (
+            select(*(User.id if name == "user_id" else literal(values[name], type_=CreditLedgerEntry.__table__.c[name].type)
+                     for name in names))
+            .where(User.id == values["user_id"])
+            .with_for_update(read=True)
+        )
+        statement = postgresql.insert(CreditLedgerEntry).from_select(names, source, include_defaults=False)
+    else:
+        statement = postgresql.insert(CreditLedgerEntry).values(**values)
+    statement = statement.on_conflict_do_nothing().returning(CreditLedgerEntry.id)
     return session.execute(statement).first() is not None
+
+
+def discard_uncommitted_hold(session: Session, user_id: str, reference: str) -> None:
+    """Only for a hold written earlier in the same, still open transaction."""
+    session.execute(
+        delete(CreditLedgerEntry).where(
+            CreditLedgerEntry.user_id == user_id,
+            CreditLedgerEntry.reason == LedgerReason.RESERVATION,
+            CreditLedgerEntry.reference == reference,
+        )
+    )
 
 
 def lock_account(session: Session, user_id: str) -> None:

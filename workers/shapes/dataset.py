@@ -3,7 +3,8 @@
 Pictures are drawn once (seeded) and kept as one uint8 tensor; the UNet trains on their
 cached latents. Captions are drawn anew for every batch, so one picture is seen with many
 wordings (wrappers, omitted defaults, case, punctuation) and, 10% of the time, with none
-(the unconditional branch that classifier-free guidance needs).
+(the unconditional branch that classifier-free guidance needs). Each batch also carries the
+attributes its captions state, for the caption probe in diffusion_module.py.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import torch
 
 from workers.shapes.captions import random_caption
 from workers.shapes.drawing import draw_scene
-from workers.shapes.world import Scene, random_scene
+from workers.shapes.world import ATTRIBUTE_VOCABULARY, Scene, random_scene
+
+IGNORE = -100  # label for an attribute the caption does not state (cross-entropy skips it)
 
 
 def draw_dataset(count: int, seed: int, image_size: int) -> tuple[torch.Tensor, list[Scene]]:
@@ -54,6 +57,21 @@ class CaptionedLatents(torch.utils.data.Dataset):
         return self.latents[index], index
 
 
+def stated_labels(scene: Scene, caption: str) -> list[int]:
+    """The attributes a caption fixes, as class indices (see ATTRIBUTE_VOCABULARY).
+
+    Size and position always count: leaving them out means medium and centre. The background
+    counts only when the caption names it; an empty caption (dropout) states nothing.
+    """
+    if not caption:
+        return [IGNORE] * len(ATTRIBUTE_VOCABULARY)
+    labels = []
+    for name, values in ATTRIBUTE_VOCABULARY.items():
+        stated = name != "background" or "background" in caption.lower()
+        labels.append(values.index(getattr(scene, name)) if stated else IGNORE)
+    return labels
+
+
 class CaptionCollate:
     def __init__(self, scenes: list[Scene], tokenizer, seed: int, dropout: float = 0.1):
         self.scenes = scenes
@@ -71,4 +89,5 @@ class CaptionCollate:
             captions, padding="max_length", max_length=self.tokenizer.model_max_length,
             truncation=True, return_tensors="pt",
         ).input_ids
-        return latents, ids
+        labels = torch.tensor([stated_labels(self.scenes[i], c) for (_, i), c in zip(batch, captions)])
+        return latents, ids, labels

@@ -4,6 +4,15 @@ v-prediction on a cosine noise schedule (its last step is nearly pure noise, so 
 from pure noise matches training and the background colour is not left to leak through),
 min-SNR loss weighting truncated at 1 (see v_loss_weight), and an EMA of both networks,
 which is what gets exported.
+
+A caption probe (linear heads on the text encoder's pooled output that must name each
+attribute the caption states) trains beside the diffusion loss and is dropped at export.
+Without it the text encoder and UNet settle in a joint dead end: the UNet learns absolute
+position last, so nothing asks the text encoder to tell "left" from "right"; measured on
+the first bundled model, its hidden states for the five position phrases were 0.06 apart
+(norm 11) against 4-9 for colours, the UNet's x0 prediction at t=999 was the same picture
+for all five, and position scored at chance (0.205). The probe keeps every stated word
+distinct from the first steps, so the UNet has something to bind position to.
 """
 from __future__ import annotations
 
@@ -13,7 +22,9 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from workers.shapes.dataset import IGNORE
 from workers.shapes.vae_module import warmup_cosine
+from workers.shapes.world import ATTRIBUTE_VOCABULARY
 
 MIN_SNR_GAMMA = 5.0
 
@@ -32,9 +43,12 @@ def v_loss_weight(snr: torch.Tensor) -> torch.Tensor:
 
 class DiffusionTraining(L.LightningModule):
     def __init__(self, unet, text_encoder, noise_scheduler, scaling_factor: float, lr: float,
-                 total_steps: int, ema_decay: float = 0.999, warmup: int = 300):
+                 total_steps: int, ema_decay: float = 0.999, warmup: int = 300, probe_weight: float = 0.1):
         super().__init__()
         self.unet, self.text_encoder = unet, text_encoder
+        width = text_encoder.config.hidden_size
+        self.probe = torch.nn.ModuleList(torch.nn.Linear(width, len(v)) for v in ATTRIBUTE_VOCABULARY.values())
+        self.probe_weight = probe_weight
         self.ema_unet = copy.deepcopy(unet).requires_grad_(False)
         self.ema_text_encoder = copy.deepcopy(text_encoder).requires_grad_(False)
         self.noise_scheduler = noise_scheduler
@@ -44,19 +58,29 @@ class DiffusionTraining(L.LightningModule):
         self.register_buffer("snr", alphas / (1 - alphas), persistent=False)
 
     def training_step(self, batch, batch_idx):
-        latents, ids = batch
+        latents, ids, labels = batch
         latents = latents * self.scaling_factor
         noise = torch.randn_like(latents)
         t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (len(latents),), device=latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, t)
         target = self.noise_scheduler.get_velocity(latents, noise, t)
-        hidden = self.text_encoder(ids)[0]
-        pred = self.unet(noisy, t, hidden).sample
+        encoded = self.text_encoder(ids)
+        pred = self.unet(noisy, t, encoded.last_hidden_state).sample
         per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
         weight = v_loss_weight(self.snr[t])
         loss = (weight * per_sample).mean()
+        probe_loss = self.probe_loss(encoded.pooler_output, labels)
         self.log("unet/loss", loss, prog_bar=True)
-        return loss
+        self.log("unet/probe_loss", probe_loss)
+        return loss + self.probe_weight * probe_loss
+
+    def probe_loss(self, pooled: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        losses = []
+        for column, head in enumerate(self.probe):
+            target = labels[:, column]
+            if (target != IGNORE).any():
+                losses.append(F.cross_entropy(head(pooled), target, ignore_index=IGNORE))
+        return torch.stack(losses).sum() if losses else pooled.sum() * 0.0
 
     @torch.no_grad()
     def on_train_batch_end(self, outputs, batch, batch_idx):
@@ -67,7 +91,7 @@ class DiffusionTraining(L.LightningModule):
                 e.lerp_(p, 1 - decay)
 
     def configure_optimizers(self):
-        params = list(self.unet.parameters()) + list(self.text_encoder.parameters())
+        params = [*self.unet.parameters(), *self.text_encoder.parameters(), *self.probe.parameters()]
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=1e-2)
         schedule = warmup_cosine(optimizer, self.warmup, self.total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

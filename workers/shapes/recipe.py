@@ -25,6 +25,7 @@ class Recipe:
     unet_batch: int = 64
     unet_lr: float = 8e-4
     caption_dropout: float = 0.1
+    caption_probe_weight: float = 0.1
     ema_decay: float = 0.999
     checkpoint_every: int = 250
     eval_prompts: int = 100

@@ -141,6 +141,7 @@ def unet(recipe: Recipe, work: Path, cached: torch.Tensor, scenes, tok, scaling:
     module = DiffusionTraining(
         build_unet(recipe.arch), text_encoder, noise_scheduler(), scaling,
         recipe.unet_lr, recipe.unet_steps, recipe.ema_decay, warmup=min(300, recipe.unet_steps // 10 + 1),
+        probe_weight=recipe.caption_probe_weight,
     )
     collate = CaptionCollate(scenes, tok, seed=recipe.seed, dropout=recipe.caption_dropout)
     loader = torch.utils.data.DataLoader(

@@ -46,6 +46,10 @@ CENTER_JITTER = 0.03  # share of the width/height, uniform either way
 SIZE_JITTER = 0.02  # share of the width, uniform either way
 
 ATTRIBUTES: tuple[str, ...] = ("background", "color", "shape", "size", "position")
+# the values each attribute can take, in a fixed order (class indices for training labels)
+ATTRIBUTE_VOCABULARY: dict[str, tuple[str, ...]] = {
+    "background": COLORS, "color": COLORS, "shape": SHAPES, "size": SIZE_NAMES, "position": POSITION_NAMES,
+}
 
 
 @dataclass(frozen=True)

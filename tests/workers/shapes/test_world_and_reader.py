@@ -57,3 +57,18 @@ def test_random_captions_use_an_where_english_does_and_keep_non_default_attribut
             assert scene.size in caption
         if scene.position != "center":
             assert scene.position in caption
+
+
+def test_caption_probe_labels_name_what_each_caption_states():
+    from workers.shapes.dataset import IGNORE, stated_labels
+    from workers.shapes.world import ATTRIBUTE_VOCABULARY
+
+    scene = Scene(background="blue", color="red", shape="star", size="small", position="left")
+    names = list(ATTRIBUTE_VOCABULARY)
+    labels = dict(zip(names, stated_labels(scene, "A photo of a small red star on the left on a blue background.")))
+    assert {k: ATTRIBUTE_VOCABULARY[k][v] for k, v in labels.items()} == scene.attributes()
+    # no background words: the background is free, so the probe must not be told one
+    unstated = dict(zip(names, stated_labels(scene, "a small red star on the left")))
+    assert unstated["background"] == IGNORE and unstated["position"] != IGNORE
+    # the unconditional (dropped) caption states nothing
+    assert stated_labels(scene, "") == [IGNORE] * len(names)
