@@ -95,3 +95,38 @@ def test_redis_flushed_mid_traffic_balances_come_back_from_the_ledger(backend, u
     assert sum(try_reserve(user, f"after:{number}") for number in range(left + 3)) == left
     assert spendable(user) == 0
     assert_redis_agrees(gate, user)
+
+
+@pytest.mark.parametrize("rival_amount, accepted", [(0, True), (2, False)])
+def test_counter_rebuilt_between_decision_and_lock_decides_again(
+    backend, use_gate, make_user, monkeypatch, rival_amount, accepted
+) -> None:
+    """Redis loses the counter after this request decided and before its hold (and lock) is
+    written; the rebuild cannot see the decision, so the request decides again on the
+    rebuilt counter. If a rival spent the credits meanwhile, that second decision is a 402
+    and nothing is written - never an accepted job without a hold."""
+    if backend != "real":
+        pytest.skip("needs Redis (the real backend)")
+    gate = use_gate("redis")
+    user = make_user(paid=0)  # 25 free today
+    assert try_reserve(user, "warm-up", amount=22)  # 3 left
+    real_write_hold = ledger.write_hold
+    interfered = []
+
+    def write_hold_after_a_rebuild(*args, **kwargs):
+        if not interfered:
+            interfered.append(True)
+            gate.client.delete(f"credits:{{{user.id}}}")
+            if rival_amount:
+                assert try_reserve(user, "rival", amount=rival_amount)  # rebuilds, then takes 2
+            else:
+                gate._rebuild(user.id, service.clock())
+        return real_write_hold(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "write_hold", write_hold_after_a_rebuild)
+    assert try_reserve(user, "contested", amount=3) is accepted
+    with session_scope() as session:
+        hold = ledger.existing_reservation(session, user.id, "contested")
+    assert (hold.amount if hold else 0) == (3 if accepted else 0)
+    assert spendable(user) == (0 if accepted else 1)
+    assert_redis_agrees(gate, user)

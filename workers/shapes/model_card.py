@@ -57,7 +57,10 @@ def write_model_card(folder: Path, evals: list[dict], vae_check: dict | None = N
         "## Training recipe (this 2-core CPU)",
         f"- VAE: {recipe['vae_steps']} steps at batch {recipe['vae_batch']} (first {recipe['vae_crop_steps']} on 32x32 crops), L1 + MSE + 1e-6 KL, lr {recipe['vae_lr']}.",
         f"- UNet + text encoder together: {recipe['unet_steps']} steps at batch {recipe['unet_batch']} on cached latents, v-prediction,",
-        f"  min-SNR-5 weighting truncated at 1 (`v_loss_weight`), AdamW lr {recipe['unet_lr']} with warm-up and cosine decay, EMA {recipe['ema_decay']} (exported).",
+        f"  min-SNR-5 weighting truncated at 1 (`v_loss_weight`), AdamW lr {recipe['unet_lr']} with warm-up and cosine decay, EMA {recipe['ema_decay']} (exported),",
+        f"  plus a caption probe (weight {recipe.get('caption_probe_weight', 0)}): linear heads on the text encoder's pooled output name",
+        "  each attribute the caption states, so position words stay distinct (dropped at export).",
+        f"- Decoder sharpening: {recipe['decoder_steps']} steps at batch {recipe['decoder_batch']}, edge-weighted L1 + MSE, encoder frozen.",
         "- Lightning for both, checkpoints every "
         f"{recipe['checkpoint_every']} steps, TensorBoard logs; `imagebooth train-base --resume` continues an interrupted run.",
         "",
