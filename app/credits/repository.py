@@ -3,11 +3,12 @@ entry (discard_uncommitted_hold removes only rows its own transaction has just w
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, literal, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -93,25 +94,30 @@ def append_once(session: Session, share_lock: bool = False, **values: Any) -> bo
     trip.
     """
     postgres = session.get_bind().dialect.name == "postgresql"
-    if not postgres:
-        if share_lock:
-            share_lock_account(session, values["user_id"])
-        statement = sqlite.insert(CreditLedgerEntry).values(**values)
-    elif share_lock:
-        values.setdefault("id", new_id())
-        values.setdefault("created_at", utcnow())
-        names = list(values)
-        source = (
-            select(*(User.id if name == "user_id" else literal(values[name], type_=CreditLedgerEntry.__table__.c[name].type)
-                     for name in names))
-            .where(User.id == values["user_id"])
-            .with_for_update(read=True)
-        )
-        statement = postgresql.insert(CreditLedgerEntry).from_select(names, source, include_defaults=False)
-    else:
-        statement = postgresql.insert(CreditLedgerEntry).values(**values)
-    statement = statement.on_conflict_do_nothing().returning(CreditLedgerEntry.id)
+    if postgres and share_lock:
+        row = {"id": new_id(), "note": None, "created_at": utcnow(), **values}
+        return session.execute(_share_locked_insert(), row).first() is not None
+    if not postgres and share_lock:
+        share_lock_account(session, values["user_id"])
+    dialect = postgresql if postgres else sqlite
+    statement = dialect.insert(CreditLedgerEntry).values(**values).on_conflict_do_nothing().returning(CreditLedgerEntry.id)
     return session.execute(statement).first() is not None
+
+
+@functools.cache
+def _share_locked_insert():
+    """INSERT ... SELECT ... FROM users WHERE id = :user_id FOR SHARE ON CONFLICT DO NOTHING,
+    built once: on the reservation path, building the statement per call cost about as much
+    as running it."""
+    table = CreditLedgerEntry.__table__
+    columns = ["id", "user_id", "amount", "bucket", "reason", "reference", "note", "created_at"]
+    source = (
+        select(*(User.id if name == "user_id" else bindparam(name, type_=table.c[name].type) for name in columns))
+        .where(User.id == bindparam("user_id"))
+        .with_for_update(read=True)
+    )
+    insert = postgresql.insert(table).from_select(columns, source, include_defaults=False)
+    return insert.on_conflict_do_nothing().returning(table.c.id)
 
 
 def discard_uncommitted_hold(session: Session, user_id: str, reference: str) -> None:
