@@ -16,6 +16,7 @@ from kombu import Exchange, Queue
 
 from app.config import Settings, get_settings
 from app.db import dispose_engines
+from workers import filesystem_broker
 
 INFERENCE_QUEUE = "inference"
 TRAINING_QUEUE = "training"
@@ -47,6 +48,7 @@ def _prepare_broker_folders(settings: Settings) -> None:
 
 def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
+    filesystem_broker.register()
     _prepare_broker_folders(settings)
     celery = Celery("imagebooth", include=_task_modules())
     celery.conf.update(
