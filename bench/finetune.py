@@ -111,16 +111,37 @@ def run_variant(variant: str, args, work: Path) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def drift(args) -> None:
+    """What prior preservation prevents: the same fine-tune with it on and off, scored by the
+    subject eval (language drift = share of plain class-prompt pictures showing the subject).
+    Uses the bullseye tuning subject, which the bundled VAE can draw."""
+    from workers.dreambooth.evaluate import evaluate_subjects
+    from workers.dreambooth.subjects import TUNING_SUBJECTS
+
+    subject = [s for s in TUNING_SUBJECTS if s.name == "bullseye-circle"]
+    print(f"language drift, {args.steps} steps, subject {subject[0].name}, model {args.model.name}")
+    for preservation in (True, False):
+        with tempfile.TemporaryDirectory() as tmp:
+            scores = evaluate_subjects(args.model, Path(tmp), subjects=subject, steps=args.steps,
+                                       num_class_images=args.class_images, prior_preservation=preservation)["mean"]
+        print(f"prior preservation {'on ' if preservation else 'off'}: " + "  ".join(f"{k}={v}" for k, v in scores.items()),
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="DreamBooth fine-tune benchmark")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "shapes-v1")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--class-images", type=int, default=50)
+    parser.add_argument("--drift", action="store_true",
+                        help="instead: language drift with and without prior preservation (a tuning subject)")
     parser.add_argument("--child")
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.model, args.work, args.steps, args.class_images)
+    if args.drift:
+        return drift(args)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         results = {"naive (baseline)": run_variant("naive", args, work),
