@@ -232,9 +232,7 @@ def _on_transaction_end(session: Session, on_commit: Callback, on_rollback: Call
 
 
 def _run_commit_callbacks(session: Session) -> None:
-    if _PENDING not in session.info:
-        return
-    for on_commit, _ in session.info.pop(_PENDING, []):
+    for on_commit, _ in session.info.pop(_PENDING, ()):
         on_commit()
 
 
