@@ -6,12 +6,14 @@ one instance and one class picture per step, on the bundled model.
   at its default 50 steps, and every step encodes both pictures with the VAE again;
 - "ours, cold bank": run_finetune with an empty class-image bank;
 - "ours, warm bank": the same job again, the bank already filled by the first.
+- with --diffusers-script PATH: diffusers' own examples/dreambooth/train_dreambooth.py (the
+  reference implementation; not part of this repository, fetch it yourself) on the same
+  model, subject and settings, from an empty class folder. Where torchvision is missing
+  (it does not install beside this CPU torch), bench/shims stands in for its transforms.
 Each variant runs in its own process so that its peak memory is its own.
-Reference (measured on this machine for the issue, not rerun here): diffusers'
-train_dreambooth.py took 50 s for the same work on a 6.7M UNet (16 s class images, 29 s
-training) and 1.1 GB peak.
 
     python bench/finetune.py [--steps 400] [--class-images 50] [--model models/shapes-v1]
+                             [--diffusers-script train_dreambooth.py]
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DIFFUSERS_SCRIPT_REFERENCE_S = 50.0
+SHIMS = Path(__file__).resolve().parent / "shims"
 
 
 def naive(model: Path, work: Path, steps: int, class_images: int) -> dict:
@@ -91,6 +93,37 @@ def ours(model: Path, work: Path, steps: int, class_images: int) -> dict:
     return {"total_s": time.perf_counter() - started, **card["timings"]}
 
 
+def diffusers_script(script: Path, model: Path, work: Path, steps: int, class_images: int) -> dict:
+    """Runs the reference script with the benchmark's settings and our preset's learning rate."""
+    import importlib.util
+
+    from workers.dreambooth.subjects import TUNING_SUBJECTS, subject_photos
+
+    subject = TUNING_SUBJECTS[0]
+    run = work / "diffusers"
+    subject_photos(subject, 4, run / "photos")
+    (run / "class").mkdir(parents=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    if importlib.util.find_spec("torchvision") is None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SHIMS), env.get("PYTHONPATH")]))
+    command = [
+        sys.executable, str(script), "--pretrained_model_name_or_path", str(model),
+        "--instance_data_dir", str(run / "photos"), "--class_data_dir", str(run / "class"),
+        "--output_dir", str(run / "out"), "--with_prior_preservation", "--prior_loss_weight", "1.0",
+        "--instance_prompt", f"a sks {subject.class_noun}", "--class_prompt", f"a {subject.class_noun}",
+        "--resolution", "64", "--train_batch_size", "1", "--sample_batch_size", "4",
+        "--learning_rate", "2e-4", "--lr_scheduler", "constant", "--lr_warmup_steps", "0",
+        "--num_class_images", str(class_images), "--max_train_steps", str(steps), "--train_text_encoder",
+        "--seed", "0", "--mixed_precision", "no", "--checkpointing_steps", str(steps + 1),
+    ]
+    started = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
+    total = time.perf_counter() - started
+    if out.returncode != 0:
+        raise SystemExit(f"diffusers' script failed:\n{out.stderr[-3000:]}")
+    return {"total_s": total, "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
 def child(variant: str, model: Path, work: Path, steps: int, class_images: int) -> None:
     import torch
 
@@ -135,6 +168,8 @@ def main() -> None:
     parser.add_argument("--class-images", type=int, default=50)
     parser.add_argument("--drift", action="store_true",
                         help="instead: language drift with and without prior preservation (a tuning subject)")
+    parser.add_argument("--diffusers-script", type=Path,
+                        help="diffusers' examples/dreambooth/train_dreambooth.py, run on the same work as a reference")
     parser.add_argument("--child")
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
@@ -142,18 +177,23 @@ def main() -> None:
         return child(args.child, args.model, args.work, args.steps, args.class_images)
     if args.drift:
         return drift(args)
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        results = {"naive (baseline)": run_variant("naive", args, work),
-                   "ours, cold bank": run_variant("ours", args, work),
-                   "ours, warm bank": run_variant("ours", args, work)}
+        if args.diffusers_script:  # first, so that the largest child's peak memory so far is its own
+            results["diffusers script"] = diffusers_script(args.diffusers_script.resolve(), args.model, work,
+                                                           args.steps, args.class_images)
+        results["naive (baseline)"] = run_variant("naive", args, work)
+        results["ours, cold bank"] = run_variant("ours", args, work)
+        results["ours, warm bank"] = run_variant("ours", args, work)
     base = results["naive (baseline)"]["total_s"]
+    reference = results.get("diffusers script", {}).get("total_s")
     print(f"DreamBooth, {args.steps} steps, prior preservation with {args.class_images} class images, "
           f"text encoder trained, 1+1 pictures per step, model {args.model.name}")
-    print(f"{'variant':<20}{'total s':>9}{'vs naive':>10}{'vs diffusers 50 s':>19}{'peak MB':>9}")
+    print(f"{'variant':<20}{'total s':>9}{'vs naive':>10}{'vs diffusers':>14}{'peak MB':>9}")
     for name, r in results.items():
-        print(f"{name:<20}{r['total_s']:>9.1f}{r['total_s'] / base:>9.2f}x"
-              f"{r['total_s'] / DIFFUSERS_SCRIPT_REFERENCE_S:>18.2f}x{r['peak_rss_mb']:>9.0f}")
+        versus = f"{r['total_s'] / reference:>13.2f}x" if reference else f"{'-':>14}"
+        print(f"{name:<20}{r['total_s']:>9.1f}{r['total_s'] / base:>9.2f}x{versus}{r['peak_rss_mb']:>9.0f}")
 
 
 if __name__ == "__main__":

@@ -22,14 +22,15 @@ class TestSubject:
     class_noun: str
     color: str
     pattern_color: str
-    pattern: str  # face | stripes | dots | ring | bullseye
+    pattern: str  # face | stripes | dots | ring | bullseye | spots
 
 
 # tuning used only TUNING_SUBJECTS; the eval reports on EVAL_SUBJECTS, never seen while tuning
-# (the bundled model's VAE cannot draw stripes, so the bullseye is what tuning could measure)
+# (the spotted circle has small marks like the eval's dots, in another layout and colours)
 TUNING_SUBJECTS = (
     TestSubject("striped-square", "square", "blue", "yellow", "stripes"),
     TestSubject("bullseye-circle", "circle", "red", "white", "bullseye"),
+    TestSubject("spotted-circle", "circle", "blue", "white", "spots"),
 )
 EVAL_SUBJECTS = (
     TestSubject("face-circle", "circle", "yellow", "black", "face"),
@@ -53,6 +54,10 @@ def _pattern(draw: ImageDraw.ImageDraw, subject: TestSubject, cx: float, cy: flo
     elif subject.pattern == "ring":
         draw.rectangle([cx - 0.55 * r, cy - 0.55 * r, cx + 0.55 * r, cy + 0.55 * r], fill=fill)
         draw.rectangle([cx - 0.3 * r, cy - 0.3 * r, cx + 0.3 * r, cy + 0.3 * r], fill=PALETTE[subject.color])
+    elif subject.pattern == "spots":  # small marks, four in a square
+        for dx in (-0.3, 0.3):
+            for dy in (-0.3, 0.3):
+                draw.ellipse([cx + (dx - 0.13) * r, cy + (dy - 0.13) * r, cx + (dx + 0.13) * r, cy + (dy + 0.13) * r], fill=fill)
     elif subject.pattern == "bullseye":
         draw.ellipse([cx - 0.45 * r, cy - 0.45 * r, cx + 0.45 * r, cy + 0.45 * r], fill=fill)
     else:

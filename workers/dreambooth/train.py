@@ -81,7 +81,7 @@ def run_finetune(job: FinetuneJob, hooks: Hooks | None = None) -> dict:
     hooks.on_phase("preparing")
     vae, unet, text_encoder, tokenizer, scheduler = load_base(job.base_model)
     resolution = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
-    instance = encode_pictures(vae, [load_picture(p, resolution) for p in job.images])
+    instance = encode_pictures(vae, instance_pictures(job.images, resolution, cfg.background_variants))
     # 2. class_images
     klass = None
     if cfg.prior_preservation and cfg.num_class_images > 0:
@@ -107,6 +107,16 @@ def run_finetune(job: FinetuneJob, hooks: Hooks | None = None) -> dict:
     card = export_model(job, module, pictures, timings)
     hooks.on_phase("done")
     return card
+
+
+def instance_pictures(paths: list[Path], resolution: int, background_variants: bool):
+    pictures = [load_picture(p, resolution) for p in paths]
+    if not background_variants:
+        return pictures
+    from workers.dreambooth.backgrounds import background_variants as variants_of
+    from workers.shapes.world import PALETTE
+
+    return pictures + [v for picture in pictures for v in variants_of(picture, PALETTE)]
 
 
 def fit(job: FinetuneJob, unet, text_encoder, tokenizer, scheduler, instance, klass, hooks: Hooks):

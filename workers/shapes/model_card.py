@@ -61,7 +61,14 @@ def write_model_card(folder: Path, evals: list[dict], vae_check: dict | None = N
         f"  plus a caption probe (weight {recipe.get('caption_probe_weight', 0)}): linear heads on the text encoder's pooled output name",
         "  each attribute the caption states, so position words stay distinct (dropped at export).",
         f"- Decoder sharpening: {recipe['decoder_steps']} steps at batch {recipe['decoder_batch']}, edge-weighted L1 + MSE, encoder frozen.",
-        "- Lightning for both, checkpoints every "
+        *([f"- Detail: {recipe['detail_steps']} steps at batch {recipe['detail_batch']} + {recipe['detail_batch']}, lr {recipe['detail_lr']}: the whole VAE also learns",
+           "  shapes carrying flat marks (`workers/shapes/detail.py`; never captioned, never seen by the UNet) so that",
+           "  personal subjects (a face, stripes, dots) survive its round trip, while on flat pictures the encoder is held",
+           f"  to the UNet's cached latents (MSE x {recipe['detail_anchor_weight']}) and the decoder keeps drawing them. The latents",
+           "  inside a marked shape, pasted into the latents of the same picture on another background, must decode",
+           "  to that picture, so a subject learned on its photos' backgrounds keeps its colours on others."]
+          if recipe.get("detail_steps") else []),
+        "- Lightning for every stage, checkpoints every "
         f"{recipe['checkpoint_every']} steps, TensorBoard logs; `imagebooth train-base --resume` continues an interrupted run.",
         "",
         "| stage | wall time (s) |",
@@ -74,7 +81,9 @@ def write_model_card(folder: Path, evals: list[dict], vae_check: dict | None = N
     ]
     if vae_check:
         lines += ["VAE round trip on 500 held-out drawn pictures, read back by the pixel reader: "
-                  f"attribute accuracy {vae_check['attribute_accuracy']}, all five {vae_check['all_five']}.", ""]
+                  f"attribute accuracy {vae_check['attribute_accuracy']}, all five {vae_check['all_five']}."
+                  + (f" On 250 held-out detailed pictures {vae_check['detail_pixel_agreement']:.1%} of pixels keep their palette colour."
+                     if "detail_pixel_agreement" in vae_check else ""), ""]
     lines += [
         "## Prompt fidelity (`imagebooth eval prompts`)",
         "200 random prompts stating all five attributes, fixed seeds, read back from pixels.",

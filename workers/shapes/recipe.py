@@ -21,6 +21,10 @@ class Recipe:
     decoder_batch: int = 32
     decoder_lr: float = 2e-4
     decoder_edge_weight: float = 20.0
+    detail_steps: int = 1_500
+    detail_batch: int = 16
+    detail_lr: float = 4e-4
+    detail_anchor_weight: float = 10.0
     unet_steps: int = 3_000
     unet_batch: int = 64
     unet_lr: float = 8e-4
@@ -68,6 +72,8 @@ TINY = {
     "vae_batch": 8,
     "decoder_steps": 4,
     "decoder_batch": 8,
+    "detail_steps": 3,
+    "detail_batch": 4,
     "unet_steps": 6,
     "unet_batch": 8,
     "checkpoint_every": 3,

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -100,9 +101,24 @@ def vae_check(recipe: Recipe, work: Path, vae_model, count: int = 500) -> dict:
     recon = vae_model.decode(vae_model.encode(to_model_range(pixels)).latent_dist.mode()).sample
     images = ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
     scores = score([read_picture(img).attributes() for img in images], [s.attributes() for s in scenes])
+    scores["detail_pixel_agreement"] = detail_agreement(vae_model, count // 2, recipe.seed + 2, recipe.arch.image_size)
     (work / "vae_check.json").write_text(json.dumps(scores, indent=2))
     print(f"[train-base] VAE round trip: {scores}", flush=True)
     return scores
+
+
+@torch.no_grad()
+def detail_agreement(vae_model, count: int, seed: int, image_size: int) -> float:
+    """Share of pixels of held-out detailed pictures (detail.py) whose palette colour
+    survives the VAE round trip: what a subject's marks can keep."""
+    from workers.shapes.detail import draw_detailed_batch
+    from workers.shapes.reader import palette_labels
+
+    pixels = draw_detailed_batch(count, seed, image_size)
+    recon = vae_model.decode(vae_model.encode(to_model_range(pixels)).latent_dist.mode()).sample
+    recon = ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    source = pixels.permute(0, 2, 3, 1).numpy()
+    return round(float(np.mean([(palette_labels(a) == palette_labels(b)).mean() for a, b in zip(recon, source)])), 4)
 
 
 @torch.no_grad()
@@ -186,6 +202,48 @@ def decoder(recipe: Recipe, work: Path, vae_model, cached: torch.Tensor, pixels:
     return module.vae.eval().requires_grad_(False)
 
 
+class _FlatAndDetailed(torch.utils.data.Dataset):
+    """A flat training picture with its cached latent, and a marked shape (detail.py) on two
+    backgrounds with its inside-cell mask, drawn from the index so every run sees the same."""
+
+    def __init__(self, latents: torch.Tensor, pixels: torch.Tensor, seed: int):
+        self.latents, self.pixels, self.seed = latents, pixels, seed
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def __getitem__(self, index: int):
+        import random
+
+        from workers.shapes.detail import detailed_pair
+
+        here, there, inside = detailed_pair(random.Random(f"{self.seed}-{index}"), self.pixels.shape[-1])
+        here, there = (to_model_range(torch.from_numpy(np.array(p)).permute(2, 0, 1)) for p in (here, there))
+        return to_model_range(self.pixels[index]), self.latents[index], here, there, torch.from_numpy(inside)[None]
+
+
+def detail(recipe: Recipe, work: Path, vae_model, cached: torch.Tensor, pixels: torch.Tensor):
+    """Teaches the autoencoder detail inside shapes, the flat world's latents held in place
+    (vae_module.DetailTraining), so personal subjects with a face or stripes survive it."""
+    from diffusers import AutoencoderKL
+
+    from workers.shapes.vae_module import DetailTraining
+
+    done = work / "vae_detail"
+    if (done / "config.json").exists():
+        return AutoencoderKL.from_pretrained(str(done)).eval()
+    L.seed_everything(recipe.seed, workers=True)
+    module = DetailTraining(vae_model, recipe.detail_lr, recipe.detail_steps, recipe.decoder_edge_weight,
+                            recipe.detail_anchor_weight)
+    loader = torch.utils.data.DataLoader(_FlatAndDetailed(cached, pixels, recipe.seed), batch_size=recipe.detail_batch,
+                                         shuffle=True, drop_last=True)
+    trainer, resume = _trainer(work, "detail", recipe.detail_steps, recipe.checkpoint_every)
+    module.vae.train()
+    trainer.fit(module, loader, ckpt_path=resume)
+    module.vae.save_pretrained(str(done))
+    return module.vae.eval().requires_grad_(False)
+
+
 def fast_scheduler():
     """The exported default: DPM-Solver++ (2M), few steps, timesteps from the very end."""
     from diffusers import DPMSolverMultistepScheduler
@@ -218,7 +276,7 @@ def export_checkpoint(recipe: Recipe, work: Path, out: Path) -> None:
     from diffusers import AutoencoderKL
 
     tok = tokenizer(recipe, work)
-    vae_dir = work / "vae_decoder" if (work / "vae_decoder" / "config.json").exists() else work / "vae"
+    vae_dir = next(work / name for name in ("vae_detail", "vae_decoder", "vae") if (work / name / "config.json").exists())
     vae_model = AutoencoderKL.from_pretrained(str(vae_dir)).eval()
     scaling = float(torch.load(work / "latents.pt")["scaling"])
     state = torch.load(work / "checkpoints" / "unet" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]

@@ -3,9 +3,9 @@
 Stages (each skipped when its output already exists, so an interrupted run picks up where
 it stopped; the two training stages resume from their last Lightning checkpoint):
   1. draw the data set          5. train the UNet and text encoder on them
-  2. train the tokenizer        6. sharpen the decoder (encoder frozen), check the VAE
-  3. train the VAE              7. export a diffusers folder (EMA weights, safetensors)
-  4. cache the latents
+  2. train the tokenizer        6. sharpen the decoder (encoder frozen)
+  3. train the VAE              7. teach the VAE detail inside shapes, latents held; check it
+  4. cache the latents          8. export a diffusers folder (EMA weights, safetensors)
 """
 from __future__ import annotations
 
@@ -83,5 +83,7 @@ def train_recipe(recipe: Recipe, work: Path, out: Path) -> None:
     )
     # the decoder stage leaves the encoder (and so the UNet's latents) as they are
     vae = stages.timed(timings, work, "decoder", lambda: stages.decoder(recipe, work, vae, latents, pixels))
+    # detail inside shapes for personal subjects, the flat world's latents held in place
+    vae = stages.timed(timings, work, "detail", lambda: stages.detail(recipe, work, vae, latents, pixels))
     stages.timed(timings, work, "vae_check", lambda: stages.vae_check(recipe, work, vae))
     stages.timed(timings, work, "export", lambda: stages.export(recipe, out, vae, unet, text_encoder, tokenizer, scaling, timings))

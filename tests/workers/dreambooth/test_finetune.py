@@ -127,6 +127,7 @@ def test_config_presets_overrides_and_validation(tiny_base, tmp_path):
     shapes.mkdir()
     (shapes / "recipe.json").write_text("{}")
     assert load_config(shapes).learning_rate > 5e-6  # the bundled model has its own preset
+    assert load_config(shapes).background_variants and not load_config(tiny_base).background_variants
     assert load_config(shapes, steps=50).steps == 50
     with pytest.raises(ValueError, match="unknown"):
         FinetuneConfig().with_overrides(warp_speed=9)

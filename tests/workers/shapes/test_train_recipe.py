@@ -31,9 +31,11 @@ def test_exports_a_complete_diffusers_folder_that_loads_offline(trained):
 def test_records_stage_times_and_the_vae_check(trained):
     work, out = trained
     times = json.loads((out / "training_times.json").read_text())
-    assert {"data", "tokenizer", "vae", "vae_check", "latents", "unet"} <= set(times)
+    assert {"data", "tokenizer", "vae", "vae_check", "latents", "unet", "decoder", "detail"} <= set(times)
     check = json.loads((work / "vae_check.json").read_text())
     assert 0.0 <= check["attribute_accuracy"] <= 1.0
+    assert 0.0 < check["detail_pixel_agreement"] <= 1.0
+    assert (work / "vae_detail" / "config.json").exists()
 
 
 def test_refuses_to_mix_runs_and_resumes_without_retraining(trained):
