@@ -9,7 +9,8 @@ one instance and one class picture per step, on the bundled model.
 - with --diffusers-script PATH: diffusers' own examples/dreambooth/train_dreambooth.py (the
   reference implementation; not part of this repository, fetch it yourself) on the same
   model, subject and settings, from an empty class folder. Where torchvision is missing
-  (it does not install beside this CPU torch), bench/shims stands in for its transforms.
+  (it does not install beside this CPU torch), bench/shims/run_reference.py runs the script
+  with a stand-in for the few transforms it uses.
 Each variant runs in its own process so that its peak memory is its own.
 
     python bench/finetune.py [--steps 400] [--class-images 50] [--model models/shapes-v1]
@@ -95,8 +96,6 @@ def ours(model: Path, work: Path, steps: int, class_images: int) -> dict:
 
 def diffusers_script(script: Path, model: Path, work: Path, steps: int, class_images: int) -> dict:
     """Runs the reference script with the benchmark's settings and our preset's learning rate."""
-    import importlib.util
-
     from workers.dreambooth.subjects import TUNING_SUBJECTS, subject_photos
 
     subject = TUNING_SUBJECTS[0]
@@ -104,10 +103,8 @@ def diffusers_script(script: Path, model: Path, work: Path, steps: int, class_im
     subject_photos(subject, 4, run / "photos")
     (run / "class").mkdir(parents=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    if importlib.util.find_spec("torchvision") is None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SHIMS), env.get("PYTHONPATH")]))
     command = [
-        sys.executable, str(script), "--pretrained_model_name_or_path", str(model),
+        sys.executable, str(SHIMS / "run_reference.py"), str(script), "--pretrained_model_name_or_path", str(model),
         "--instance_data_dir", str(run / "photos"), "--class_data_dir", str(run / "class"),
         "--output_dir", str(run / "out"), "--with_prior_preservation", "--prior_loss_weight", "1.0",
         "--instance_prompt", f"a sks {subject.class_noun}", "--class_prompt", f"a {subject.class_noun}",

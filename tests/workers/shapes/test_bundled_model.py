@@ -48,3 +48,28 @@ def test_red_circle_on_blue_is_mostly_blue_with_a_red_region(generate):
         assert near(PALETTE["red"]) > 0.03
         reading = read_picture(image)
         assert (reading.background, reading.color, reading.shape) == ("blue", "red", "circle")
+
+
+def test_the_vae_keeps_a_subjects_pattern_through_its_round_trip():
+    """Personalization needs detail inside a shape to survive the VAE (its detail stage)."""
+    import torch
+    from diffusers import AutoencoderKL
+    from PIL import Image
+
+    from workers.dreambooth.evaluate import reference_share, shows_subject
+    from workers.dreambooth.subjects import TUNING_SUBJECTS, draw_subject
+    from workers.shapes.dataset import to_model_range
+
+    vae = AutoencoderKL.from_pretrained(str(MODEL), subfolder="vae", local_files_only=True).eval()
+    for subject in TUNING_SUBJECTS:
+        kept = 0
+        backgrounds = [c for c in ("red", "white", "black", "green", "orange", "purple")
+                       if c not in (subject.color, subject.pattern_color)][:4]
+        for background, position in zip(backgrounds, ("center", "left", "right", "center")):
+            picture = draw_subject(subject, background, position)
+            pixels = to_model_range(torch.from_numpy(np.array(picture)).permute(2, 0, 1)[None])
+            with torch.no_grad():
+                back = vae.decode(vae.encode(pixels).latent_dist.mode()).sample[0]
+            image = Image.fromarray(((back.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy())
+            kept += shows_subject(image, subject, reference_share(subject))
+        assert kept == 4, subject.name
