@@ -193,9 +193,14 @@ def decoder(recipe: Recipe, work: Path, vae_model, cached: torch.Tensor, pixels:
         return AutoencoderKL.from_pretrained(str(done)).eval()
     L.seed_everything(recipe.seed, workers=True)
     module = DecoderTraining(vae_model, recipe.decoder_lr, recipe.decoder_steps, recipe.decoder_edge_weight)
-    loader = torch.utils.data.DataLoader(_LatentPictures(cached, pixels), batch_size=recipe.decoder_batch,
-                                         shuffle=True, drop_last=True)
-    trainer, resume = _trainer(work, "decoder", recipe.decoder_steps, recipe.checkpoint_every)
+    return _fit_vae(recipe, work, "decoder", done, module, _LatentPictures(cached, pixels),
+                    recipe.decoder_batch, recipe.decoder_steps)
+
+
+def _fit_vae(recipe: Recipe, work: Path, name: str, done: Path, module, dataset, batch: int, steps: int):
+    """Trains a VAE stage's module (resuming from its checkpoint) and saves its VAE to `done`."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True)
+    trainer, resume = _trainer(work, name, steps, recipe.checkpoint_every)
     module.vae.train()
     trainer.fit(module, loader, ckpt_path=resume)
     module.vae.save_pretrained(str(done))
@@ -235,13 +240,8 @@ def detail(recipe: Recipe, work: Path, vae_model, cached: torch.Tensor, pixels: 
     L.seed_everything(recipe.seed, workers=True)
     module = DetailTraining(vae_model, recipe.detail_lr, recipe.detail_steps, recipe.decoder_edge_weight,
                             recipe.detail_anchor_weight)
-    loader = torch.utils.data.DataLoader(_FlatAndDetailed(cached, pixels, recipe.seed), batch_size=recipe.detail_batch,
-                                         shuffle=True, drop_last=True)
-    trainer, resume = _trainer(work, "detail", recipe.detail_steps, recipe.checkpoint_every)
-    module.vae.train()
-    trainer.fit(module, loader, ckpt_path=resume)
-    module.vae.save_pretrained(str(done))
-    return module.vae.eval().requires_grad_(False)
+    return _fit_vae(recipe, work, "detail", done, module, _FlatAndDetailed(cached, pixels, recipe.seed),
+                    recipe.detail_batch, recipe.detail_steps)
 
 
 def fast_scheduler():
