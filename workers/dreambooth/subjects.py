@@ -41,6 +41,13 @@ EVAL_SUBJECTS = (
 )
 
 
+def _dots(draw: ImageDraw.ImageDraw, centres, radius: float, cx: float, cy: float, r: float, fill) -> None:
+    """Round marks at `centres` (shares of the shape's radius from its centre)."""
+    for dx, dy in centres:
+        draw.ellipse([cx + (dx - radius) * r, cy + (dy - radius) * r, cx + (dx + radius) * r, cy + (dy + radius) * r],
+                     fill=fill)
+
+
 def _pattern(draw: ImageDraw.ImageDraw, subject: TestSubject, cx: float, cy: float, d: float) -> None:
     fill, r = PALETTE[subject.pattern_color], d / 2
     if subject.pattern == "face":
@@ -51,18 +58,14 @@ def _pattern(draw: ImageDraw.ImageDraw, subject: TestSubject, cx: float, cy: flo
         for k in (-0.5, 0.0, 0.5):
             draw.rectangle([cx - 0.9 * r, cy + k * r - 0.12 * r, cx + 0.9 * r, cy + k * r + 0.12 * r], fill=fill)
     elif subject.pattern == "dots":
-        for dx, dy in ((0, 0.1), (-0.25, 0.45), (0.25, 0.45)):
-            draw.ellipse([cx + (dx - 0.12) * r, cy + (dy - 0.12) * r, cx + (dx + 0.12) * r, cy + (dy + 0.12) * r], fill=fill)
+        _dots(draw, ((0, 0.1), (-0.25, 0.45), (0.25, 0.45)), 0.12, cx, cy, r, fill)
     elif subject.pattern == "ring":
         draw.rectangle([cx - 0.55 * r, cy - 0.55 * r, cx + 0.55 * r, cy + 0.55 * r], fill=fill)
         draw.rectangle([cx - 0.3 * r, cy - 0.3 * r, cx + 0.3 * r, cy + 0.3 * r], fill=PALETTE[subject.color])
     elif subject.pattern == "spots":  # small marks, four in a square
-        for dx in (-0.3, 0.3):
-            for dy in (-0.3, 0.3):
-                draw.ellipse([cx + (dx - 0.13) * r, cy + (dy - 0.13) * r, cx + (dx + 0.13) * r, cy + (dy + 0.13) * r], fill=fill)
+        _dots(draw, ((-0.3, -0.3), (-0.3, 0.3), (0.3, -0.3), (0.3, 0.3)), 0.13, cx, cy, r, fill)
     elif subject.pattern == "freckles":  # smaller still, at the VAE's limit (15/18 round trips)
-        for dx, dy in ((-0.3, -0.2), (0.3, -0.2), (0.0, 0.3)):
-            draw.ellipse([cx + (dx - 0.1) * r, cy + (dy - 0.1) * r, cx + (dx + 0.1) * r, cy + (dy + 0.1) * r], fill=fill)
+        _dots(draw, ((-0.3, -0.2), (0.3, -0.2), (0.0, 0.3)), 0.1, cx, cy, r, fill)
     elif subject.pattern == "bullseye":
         draw.ellipse([cx - 0.45 * r, cy - 0.45 * r, cx + 0.45 * r, cy + 0.45 * r], fill=fill)
     else:

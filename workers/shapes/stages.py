@@ -98,13 +98,18 @@ def vae_check(recipe: Recipe, work: Path, vae_model, count: int = 500) -> dict:
     from workers.shapes.reader import read_picture
 
     pixels, scenes = draw_dataset(min(count, recipe.dataset_size), recipe.seed + 1, recipe.arch.image_size)
-    recon = vae_model.decode(vae_model.encode(to_model_range(pixels)).latent_dist.mode()).sample
-    images = ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    images = _round_trip(vae_model, pixels)
     scores = score([read_picture(img).attributes() for img in images], [s.attributes() for s in scenes])
     scores["detail_pixel_agreement"] = detail_agreement(vae_model, count // 2, recipe.seed + 2, recipe.arch.image_size)
     (work / "vae_check.json").write_text(json.dumps(scores, indent=2))
     print(f"[train-base] VAE round trip: {scores}", flush=True)
     return scores
+
+
+def _round_trip(vae_model, pixels: torch.Tensor) -> np.ndarray:
+    """uint8 (N, 3, H, W) through encode (posterior mode) and decode -> uint8 (N, H, W, 3)."""
+    recon = vae_model.decode(vae_model.encode(to_model_range(pixels)).latent_dist.mode()).sample
+    return ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
 
 @torch.no_grad()
@@ -115,9 +120,7 @@ def detail_agreement(vae_model, count: int, seed: int, image_size: int) -> float
     from workers.shapes.reader import palette_labels
 
     pixels = draw_detailed_batch(count, seed, image_size)
-    recon = vae_model.decode(vae_model.encode(to_model_range(pixels)).latent_dist.mode()).sample
-    recon = ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    source = pixels.permute(0, 2, 3, 1).numpy()
+    recon, source = _round_trip(vae_model, pixels), pixels.permute(0, 2, 3, 1).numpy()
     return round(float(np.mean([(palette_labels(a) == palette_labels(b)).mean() for a, b in zip(recon, source)])), 4)
 
 

@@ -40,8 +40,7 @@ class VaeTraining(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.vae.parameters(), lr=self.lr, weight_decay=0.0)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": warmup_cosine(optimizer, 100, self.total_steps), "interval": "step"}}
+        return adamw_warmup_cosine(self.vae.parameters(), self.lr, 100, self.total_steps)
 
 
 def warmup_cosine(optimizer, warmup: int, total: int, floor: float = 0.05):
@@ -54,6 +53,12 @@ def warmup_cosine(optimizer, warmup: int, total: int, floor: float = 0.05):
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def adamw_warmup_cosine(params, lr: float, warmup: int, total: int) -> dict:
+    """The VAE stages' optimizer (AdamW, no weight decay) and per-step schedule, for Lightning."""
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": warmup_cosine(optimizer, warmup, total), "interval": "step"}}
 
 
 def edge_weights(images: torch.Tensor, weight: float) -> torch.Tensor:
@@ -90,9 +95,7 @@ class DecoderTraining(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        params = [p for p in self.vae.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": warmup_cosine(optimizer, 50, self.total_steps), "interval": "step"}}
+        return adamw_warmup_cosine([p for p in self.vae.parameters() if p.requires_grad], self.lr, 50, self.total_steps)
 
 
 class DetailTraining(L.LightningModule):
@@ -133,5 +136,4 @@ class DetailTraining(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.vae.parameters(), lr=self.lr, weight_decay=0.0)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": warmup_cosine(optimizer, 50, self.total_steps), "interval": "step"}}
+        return adamw_warmup_cosine(self.vae.parameters(), self.lr, 50, self.total_steps)
