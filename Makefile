@@ -1,6 +1,6 @@
 # ImageBooth - the two commands a newcomer needs:
 #   make run    installs (first time only) and serves the app at a printed URL
-#   make test   runs the test suite twice: embedded (SQLite, no servers) and real (Postgres + Redis)
+#   make test   lint and types, then the test suite twice: embedded (SQLite, no servers) and real (Postgres + Redis)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +10,7 @@ PYTEST_ARGS ?= -p no:cacheprovider -q
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-embedded test-real migrate worker clean
+.PHONY: install run test test-embedded test-real lint migrate worker clean
 
 # torch first, from its pinned version, so the ML extras resolve against it and pip does
 # not pick another build.
@@ -33,7 +33,11 @@ worker: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/imagebooth migrate
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check app workers tests bench migrations
+	$(BIN)/mypy
+
+test: lint
 	IMAGEBOOTH_TEST_BACKEND=embedded $(BIN)/python -m pytest $(PYTEST_ARGS) && \
 	IMAGEBOOTH_TEST_BACKEND=real $(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Resolved from this file, not the working directory, so `imagebooth serve` finds the
@@ -50,9 +50,10 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production", "test"] = "development"
     data_dir: Path = Path("var")
-    database_url: str | None = None
+    # "" (unset) is filled in by _derive_defaults, so code after validation sees a URL.
+    database_url: str = ""
     redis_url: str | None = None
-    broker_url: str | None = None
+    broker_url: str = ""
     model_path: Path = BUNDLED_MODEL_PATH
     secret_key: SecretStr | None = None
 
@@ -97,9 +98,11 @@ class Settings(BaseSettings):
         "stripe_api_base", mode="before",
     )
     @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
+    def _blank_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
         # `IMAGEBOOTH_REDIS_URL=` in a compose file means "not configured".
-        return None if isinstance(value, str) and not value.strip() else value
+        if isinstance(value, str) and not value.strip():
+            return "" if info.field_name in ("database_url", "broker_url") else None
+        return value
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
@@ -107,10 +110,10 @@ class Settings(BaseSettings):
         self.model_path = self.model_path.expanduser().resolve()
         if self.finetune_config is not None:
             self.finetune_config = self.finetune_config.expanduser().resolve()
-        if self.database_url is None:
+        if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'imagebooth.db'}"
         self.database_url = _with_psycopg_driver(self.database_url)
-        if self.broker_url is None:
+        if not self.broker_url:
             self.broker_url = self.redis_url or FILESYSTEM_BROKER_URL
         return self
 

@@ -6,15 +6,16 @@ when the route returns and rolls back when it raises; services only add and flus
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from fastapi import Depends
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import get_settings
@@ -52,10 +53,9 @@ def _create_engine(url: str) -> Engine:
 def _ensure_sqlite_folder(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:":
-        try:
+        # If this fails, connecting fails with a database error, which readiness reports.
+        with contextlib.suppress(OSError):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            pass  # connecting will fail with a database error, which readiness reports
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:
@@ -104,6 +104,12 @@ def _request_session() -> Iterator[Session]:
 # scope="function": commit before the response is sent, so a failed commit becomes an
 # error response instead of a success the client already received.
 SessionDep = Annotated[Session, Depends(_request_session, scope="function")]
+
+
+def rows_changed(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE; how many rows it changed (conditional transitions read it)."""
+    result = cast(CursorResult[Any], session.execute(statement))
+    return result.rowcount
 
 
 def ping_database() -> None:

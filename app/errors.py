@@ -70,7 +70,9 @@ def render_error(request: Request, error: AppError) -> Response:
 
 
 # --- handlers -----------------------------------------------------------------------
-async def _app_error(request: Request, exc: AppError) -> Response:
+# Starlette types each handler as taking any Exception; each is registered for one class.
+async def _app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
     return render_error(request, exc)
 
 
@@ -78,14 +80,16 @@ async def _app_error(request: Request, exc: AppError) -> Response:
 _CODE_FOR_STATUS = {413: "payload_too_large", 500: "internal_error", 503: "service_unavailable"}
 
 
-async def _http_exception(request: Request, exc: StarletteHTTPException) -> Response:
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
     status = HTTPStatus(exc.status_code)
     code = _CODE_FOR_STATUS.get(exc.status_code) or status.phrase.lower().replace(" ", "_").replace("-", "_")
     message = exc.detail if isinstance(exc.detail, str) else status.phrase
-    return render_error(request, AppError(code, message, exc.status_code, headers=exc.headers))
+    return render_error(request, AppError(code, message, exc.status_code, headers=dict(exc.headers or {})))
 
 
-async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
     return render_error(request, validation_error(exc.errors()))
 
 

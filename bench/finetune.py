@@ -135,7 +135,7 @@ def run_variant(variant: str, args, work: Path) -> dict:
     command = [sys.executable, __file__, "--child", variant, "--work", str(work), "--model", str(args.model),
                "--steps", str(args.steps), "--class-images", str(args.class_images)]
     out = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    lines = [l for l in out.stdout.splitlines() if l.startswith("RESULT ")]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if not lines:
         raise SystemExit(f"{variant} failed:\n{out.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT "):])

@@ -19,7 +19,6 @@ import argparse
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -142,7 +141,7 @@ def start_service(args, data_dir: Path):
     env = service_env(args, data_dir)
     cli = [sys.executable, "-m", "app.cli"]
     subprocess.run([*cli, "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
-    log = open(data_dir / "service.log", "w")
+    log = open(data_dir / "service.log", "w")  # noqa: SIM115 - the child processes write to it until they stop
     worker = subprocess.Popen([*cli, "worker", "--queues", "inference", "--loglevel", "WARNING"],
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     port = _free_port()
@@ -227,9 +226,8 @@ def part_b(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import torch
-
     import diffusers
+    import torch
     import transformers
 
     transformers.logging.set_verbosity_error()  # prompt-truncation notices on small models

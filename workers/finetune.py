@@ -43,7 +43,7 @@ def run(finetune_id: str) -> str:
     try:
         with runs.Heartbeat(finetune_id):
             outcome = _train(plan)
-    except Exception as error:  # noqa: BLE001 - any failure ends the job with a readable error
+    except Exception as error:
         log.exception("fine-tune %s failed", finetune_id)
         runs.fail(finetune_id, f"Training failed: {_readable(error)}")
         _discard_checkpoints(plan)
@@ -106,7 +106,7 @@ def sweep() -> list[str]:
         for finetune_id in requeued:
             log.warning("fine-tune %s: its worker died; queued again to resume from its checkpoint", finetune_id)
             enqueue("finetune.run", finetune_id)
-    except Exception:  # noqa: BLE001 - a worker must go on even when the sweep cannot run
+    except Exception:
         log.exception("sweep for fine-tunes of dead workers failed")
         return []
     return requeued

@@ -58,6 +58,7 @@ def start_checkout(user: User, pack_id: str) -> str:
         raise AppError("validation_error", f"pack: unknown pack {pack_id!r} (one of: {known})", 422)
     import stripe  # here, not at the top: the stripe package costs the web process's start-up ~0.2 s
 
+    assert settings.stripe_secret_key is not None  # payments_enabled checked it
     client = CheckoutClient(settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base)
     base = settings.public_url.rstrip("/")
     try:

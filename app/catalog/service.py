@@ -85,8 +85,9 @@ def ensure_base_model(session: Session) -> TrainedModel:
         with session.begin_nested():  # a concurrent first request may insert it too
             session.add(row)
     except IntegrityError:
-        row = repository.get(session, model_id)
-        assert row is not None
+        winner = repository.get(session, model_id)
+        assert winner is not None
+        return winner
     return row
 
 

@@ -152,7 +152,7 @@ class RedisGate:
     # --- inspection (tests, operators) --------------------------------------------------
     def counter(self, user_id: str) -> dict[str, str] | None:
         values = self.client.hgetall(counter_key(user_id))
-        return {key.decode(): value.decode() for key, value in values.items()} or None
+        return {_text(key): _text(value) for key, value in values.items()} or None
 
     # --- internals ----------------------------------------------------------------------
     def _take(
@@ -195,7 +195,7 @@ class RedisGate:
                     mark = BUILDING + new_id()
                     self.client.hset(counter_key(user_id), "epoch", mark)
                     available = ledger.available(session, user_id, day, allowance)
-                    args = [mark, available.free, available.paid, day.isoformat(), new_id()]
+                    args: list[str | int] = [mark, available.free, available.paid, day.isoformat(), new_id()]
                     # written before the commit releases the lock, so waiting reservations
                     # find the new counter
                     if self._finish(keys=[counter_key(user_id)], args=args):
@@ -206,7 +206,7 @@ class RedisGate:
 
     def _epoch(self, user_id: str) -> str:
         epoch = self.client.hget(counter_key(user_id), "epoch")
-        return epoch.decode() if epoch else ""
+        return _text(epoch) if epoch else ""
 
     def _apply_now(self, user_id: str, epoch: str, free: int, paid: int) -> None:
         try:
@@ -249,3 +249,8 @@ def _run_rollback_callbacks(session: Session, transaction: SessionTransaction) -
 # pending (listening per session instance cost a quarter of a millisecond per request).
 event.listen(Session, "after_commit", _run_commit_callbacks)
 event.listen(Session, "after_transaction_end", _run_rollback_callbacks)
+
+
+def _text(value: bytes | str) -> str:
+    # The client returns bytes (no decode_responses); typed stubs allow either.
+    return value.decode() if isinstance(value, bytes) else value

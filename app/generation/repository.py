@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
+from app.db import rows_changed
 from app.generation.models import Generation, Image
 from app.model_base import JobStatus
 
@@ -78,13 +79,13 @@ def update_if(session: Session, job_id: str, statuses: tuple[JobStatus, ...], **
     Every state change goes through here, so a worker and a cancel (or a sweep) racing on
     one job cannot overwrite each other's final state.
     """
-    result = session.execute(
+    statement = (
         update(Generation)
         .where(Generation.id == job_id, Generation.status.in_(statuses))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rows_changed(session, statement) == 1
 
 
 def stale_running(session: Session, older_than: datetime) -> list[Generation]:

@@ -27,13 +27,13 @@ from app import storage
 from app.auth.models import User
 from app.catalog.service import resolve_model
 from app.config import get_settings
+from app.credits import service as credits
 from app.db import new_session
 from app.errors import AppError, NotFound, ServiceUnavailable
 from app.generation import lifecycle, notify, repository
 from app.generation.models import Generation, Image
 from app.generation.schemas import MAX_SEED, QUALITY_DEFAULT_STEPS, GenerationCreate
 from app.model_base import JobStatus, new_id
-from app.credits import service as credits
 from app.queue import enqueue
 
 log = logging.getLogger(__name__)
@@ -156,17 +156,19 @@ async def wait_for_change(user_id: str, job_id: str, seen: tuple[JobStatus, floa
 async def _wait_for_notices(redis_url: str, user_id: str, job_id: str, seen, deadline: float) -> None:
     import redis.asyncio as aioredis
 
-    async with aioredis.Redis.from_url(redis_url, socket_connect_timeout=2) as client:
-        async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-            await pubsub.subscribe(notify.channel(job_id))
-            # Subscribed first, then read: a change in between is seen by this read.
-            while True:
-                if await asyncio.to_thread(_snapshot, user_id, job_id) != seen:
-                    return
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                await pubsub.get_message(timeout=min(NOTICE_FALLBACK_S, remaining))
+    async with (
+        aioredis.Redis.from_url(redis_url, socket_connect_timeout=2) as client,
+        client.pubsub(ignore_subscribe_messages=True) as pubsub,
+    ):
+        await pubsub.subscribe(notify.channel(job_id))
+        # Subscribed first, then read: a change in between is seen by this read.
+        while True:
+            if await asyncio.to_thread(_snapshot, user_id, job_id) != seen:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await pubsub.get_message(timeout=min(NOTICE_FALLBACK_S, remaining))
 
 
 # --- cancel -----------------------------------------------------------------------------

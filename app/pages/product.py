@@ -99,7 +99,7 @@ def _validation_pictures(session, finetune) -> list[dict[str, Any]]:
     if model is None:  # the user deleted the model since
         return []
     folder = storage.resolve(model.path)
-    pictures = []
+    pictures: list[dict[str, Any]] = []
     for entry in (model.metrics or {}).get("validation", []):
         path = (folder / entry["file"]).resolve()
         if path.is_relative_to(folder.resolve()) and path.is_file():

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.db import rows_changed
 from app.model_base import JobStatus
 from app.personalization.models import Finetune, FinetunePhase, Subject, SubjectPhoto, TrainedModel
 
@@ -69,7 +70,7 @@ def update_where(session: Session, finetune_id: str, allowed: tuple[JobStatus, .
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return session.execute(statement).rowcount == 1
+    return rows_changed(session, statement) == 1
 
 
 def claim(session: Session, finetune_id: str, stale_before: datetime, now: datetime) -> bool:
@@ -95,7 +96,7 @@ def claim(session: Session, finetune_id: str, stale_before: datetime, now: datet
         )
         .execution_options(synchronize_session=False)
     )
-    return session.execute(statement).rowcount == 1
+    return rows_changed(session, statement) == 1
 
 
 def stale_running_ids(session: Session, stale_before: datetime) -> list[str]:
@@ -118,7 +119,7 @@ def requeue_if_stale(session: Session, finetune_id: str, stale_before: datetime)
         .values(status=JobStatus.QUEUED, phase=FinetunePhase.QUEUED, expected_finish_at=None)
         .execution_options(synchronize_session=False)
     )
-    return session.execute(statement).rowcount == 1
+    return rows_changed(session, statement) == 1
 
 
 # --- personal models --------------------------------------------------------------------

@@ -53,7 +53,7 @@ def start_finetune(
     session.commit()
     try:
         enqueue(FINETUNE_TASK, finetune.id)
-    except Exception as unreachable:  # noqa: BLE001 - any broker failure means "not queued"
+    except Exception as unreachable:
         log.error("could not enqueue fine-tune %s: %s", finetune.id, unreachable)
         service.mark_enqueue_failed(session, finetune.id)
         session.commit()

@@ -177,7 +177,7 @@ class Heartbeat:
             try:
                 with session_scope() as session:
                     repository.update_where(session, self.finetune_id, RUNNING, heartbeat_at=utcnow())
-            except Exception:  # noqa: BLE001 - a missed beat is retried; the task must go on
+            except Exception:
                 log.warning("heartbeat for fine-tune %s failed", self.finetune_id, exc_info=True)
 
 

@@ -74,7 +74,8 @@ async def create_subject(
 
 async def _check_photos(images: list[UploadFile]) -> tuple[list[uploads.CheckedPhoto], list[uploads.Rejection]]:
     limit = get_settings().max_upload_bytes
-    checked, rejected = [], []
+    checked: list[uploads.CheckedPhoto] = []
+    rejected: list[uploads.Rejection] = []
     for index, upload in enumerate(images[: uploads.MAX_PHOTOS + 1]):  # a wrong count is reported anyway
         filename = _display_name(upload.filename, index)
         data = await uploads.read_bounded(upload, limit)

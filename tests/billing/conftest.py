@@ -23,7 +23,7 @@ class StripeStandIn:
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
                 stand_in.requests.append(
                     {"path": self.path, "auth": self.headers.get("authorization"), "form": parse_qs(body)}

@@ -38,7 +38,7 @@ def test_submit_progress_succeed_and_download(worker, caller) -> None:
     job_id = _submit(caller, n=2, steps=6, seed=1234, guidance_scale=5, negative_prompt="blurry, dark")
     body, seen = wait_final(caller, job_id)
     assert body["status"] == "succeeded", (body, worker.log()[-3000:])
-    assert body["progress"] == 1 and body["error"] is None and "queue_position" not in body or body["queue_position"] is None
+    assert body["progress"] == 1 and body["error"] is None and body.get("queue_position") is None
     progress = [item["progress"] for item in seen]
     assert progress == sorted(progress)
     assert [image["seed"] for image in body["images"]] == [1234, 1235]
@@ -53,11 +53,11 @@ def test_submit_progress_succeed_and_download(worker, caller) -> None:
         assert (params.width, params.height) == (32, 32) == (image["width"], image["height"])
     archive = caller.get(f"/api/v1/generations/{job_id}/archive")
     assert archive.status_code == 200 and archive.headers["content-type"] == "application/zip"
-    assert 'attachment; filename="a-red-circle-on-the-left-blue-background.zip"' == archive.headers["content-disposition"]
+    assert archive.headers["content-disposition"] == 'attachment; filename="a-red-circle-on-the-left-blue-background.zip"'
     with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
         names = bundle.namelist()
-        assert names == [f"01-a-red-circle-on-the-left-blue-background-1234.png",
-                         f"02-a-red-circle-on-the-left-blue-background-1235.png"]
+        assert names == ["01-a-red-circle-on-the-left-blue-background-1234.png",
+                         "02-a-red-circle-on-the-left-blue-background-1235.png"]
         assert bundle.read(names[0]) == caller.get(body["images"][0]["url"]).content
     history = caller.get("/api/v1/generations").json()["items"]
     assert history[0]["id"] == job_id and len(history[0]["images"]) == 2

@@ -20,4 +20,4 @@ def test_web_limits_are_the_engines() -> None:
         assert getattr(schemas, name) == getattr(inputs, name), name
     profile_field = schemas.GenerationCreate.model_fields["profile"].annotation
     assert typing.get_args(profile_field) == inputs.PROFILE_NAMES
-    assert schemas.QUALITY_DEFAULT_STEPS == _QUALITY.steps
+    assert _QUALITY.steps == schemas.QUALITY_DEFAULT_STEPS

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from personalization_checks import row_counts, stored_uploads  # noqa: F401  (used by fixtures below)
+from personalization_checks import row_counts, stored_uploads
 from upload_samples import files, good_photos
 
 

@@ -54,7 +54,7 @@ class FinetuneConfig:
         if bad:
             raise ValueError(f"invalid fine-tune settings: {', '.join(bad)}")
 
-    def with_overrides(self, **overrides) -> "FinetuneConfig":
+    def with_overrides(self, **overrides) -> FinetuneConfig:
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known
         if unknown:

@@ -8,19 +8,17 @@
 """
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from workers.dreambooth.config import FinetuneConfig
-from workers.dreambooth.data import DreamBoothData, class_prompt, encode_pictures, instance_prompt, load_picture
+from workers.dreambooth.data import DreamBoothData, class_prompt, encode_pictures, load_picture
 
 MODEL_CARD = "imagebooth_model.json"
 

@@ -20,6 +20,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -45,7 +46,7 @@ class ModelRef:
 class LoadedPipeline:
     """A ready pipeline with the profile its weights were prepared for."""
 
-    pipe: object  # diffusers.StableDiffusionPipeline
+    pipe: Any  # diffusers.StableDiffusionPipeline
     ref: ModelRef
     profile: Profile
     device: torch.device
@@ -112,7 +113,7 @@ def _lora_has_text_encoder_keys(lora_file: Path) -> bool:
 
     with safe_open(str(lora_file), framework="pt") as weights:
         # diffusers/peft name them "text_encoder.*"; kohya-style files "lora_te_*".
-        return any(k.startswith(("text_encoder", "lora_te")) for k in weights.keys())
+        return any(k.startswith(("text_encoder", "lora_te")) for k in weights.keys())  # noqa: SIM118 - safe_open is not iterable
 
 
 def _fresh_part(part: str, personal: Path, base: Path, use_personal: bool):

@@ -19,7 +19,6 @@ import torch
 
 from workers.engine.inputs import PROFILE_NAMES
 
-
 DEFAULT_PROFILE = "fast"
 
 

@@ -40,7 +40,7 @@ class Recipe:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Recipe":
+    def from_dict(cls, data: dict) -> Recipe:
         data = dict(data)
         arch = data.pop("arch", {}) or {}
         known = {f.name for f in fields(cls)}
@@ -56,7 +56,7 @@ class Recipe:
         return cls(arch=architecture, **data)
 
     @classmethod
-    def from_yaml(cls, path: Path) -> "Recipe":
+    def from_yaml(cls, path: Path) -> Recipe:
         return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 # (measured: 1.3 s per VAE step spinning vs 0.7 s passive); set before torch loads OpenMP.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
-from workers.shapes.recipe import TINY, Recipe  # noqa: E402
+from workers.shapes.recipe import TINY, Recipe
 
 DEFAULT_WORK_DIR = Path(os.environ.get("IMAGEBOOTH_TRAIN_DIR", Path.home() / ".cache" / "imagebooth" / "train-base"))
 

@@ -81,7 +81,7 @@ class Scene:
     def attributes(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in ATTRIBUTES}
 
-    def without_jitter(self) -> "Scene":
+    def without_jitter(self) -> Scene:
         return replace(self, dx=0.0, dy=0.0, dsize=0.0)
 
 

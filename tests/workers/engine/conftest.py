@@ -13,10 +13,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
+import torch
 
-from workers.engine.loading import ModelRef, PipelineCache  # noqa: E402
-from workers.engine.tiny_model import TinyModelConfig, write_tiny_pipeline  # noqa: E402
+from workers.engine.loading import ModelRef, PipelineCache
+from workers.engine.tiny_model import TinyModelConfig, write_tiny_pipeline
 
 
 @pytest.fixture(scope="session")

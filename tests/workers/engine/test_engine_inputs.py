@@ -55,5 +55,5 @@ def test_good_input_passes(changes):
 def test_bad_input_fails_before_loading_any_model(tmp_path):
     # The folder does not exist: a load would raise FileNotFoundError, the check comes first.
     missing = ModelRef(base=Path(tmp_path / "nowhere"))
-    with pytest.raises(RequestError, match="^n:"):
+    with pytest.raises(RequestError, match=r"^n:"):
         generate_images(missing, GenerationRequest(prompt="a red circle", n=0))

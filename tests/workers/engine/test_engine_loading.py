@@ -42,7 +42,7 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 
 def test_unknown_profile_is_refused(engine_cache, tiny_model_dir):
-    with pytest.raises(ValueError, match="^profile:"):
+    with pytest.raises(ValueError, match=r"^profile:"):
         engine_cache.get(ModelRef(base=tiny_model_dir), "turbo")
 
 

@@ -35,7 +35,7 @@ def test_fast_on_cpu_keeps_only_what_measured_faster():
 
 
 def test_unknown_profile():
-    with pytest.raises(ValueError, match="^profile:"):
+    with pytest.raises(ValueError, match=r"^profile:"):
         resolve_profile("ultra", CPU)
 
 
@@ -73,7 +73,7 @@ def test_sampler_that_repeats_timesteps_is_refused_clearly(tmp_path):
     """Karras sigmas on a cosine schedule (the bundled model's) would crash mid-run."""
     config = {"beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction",
               "timestep_spacing": "trailing", "steps_offset": 1}
-    with pytest.raises(ValueError, match="^sampler: DPM\\+\\+ 2M Karras repeats timesteps"):
+    with pytest.raises(ValueError, match=r"^sampler: DPM\+\+ 2M Karras repeats timesteps"):
         make_scheduler(config, "DPM++ 2M Karras", 8)
     assert len(make_scheduler(config, "UniPC", 8).timesteps) == 8
     assert len(set(make_scheduler(json.loads(json.dumps(config)), "DPM++ 2M", 25).timesteps.tolist())) == 25

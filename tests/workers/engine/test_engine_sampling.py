@@ -109,7 +109,7 @@ def test_explicit_size_changes_the_latent_size(loaded):
 
 
 def test_request_for_another_profile_is_refused(loaded):
-    with pytest.raises(ValueError, match="^profile:"):
+    with pytest.raises(ValueError, match=r"^profile:"):
         generate(loaded, request(profile="fast"))
 
 

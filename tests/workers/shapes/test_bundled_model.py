@@ -43,7 +43,7 @@ def test_same_seed_same_picture(generate):
 def test_red_circle_on_blue_is_mostly_blue_with_a_red_region(generate):
     for image in generate("a red circle on a blue background", [1, 2, 3]):
         pixels = np.asarray(image, dtype=np.int32)
-        near = lambda rgb: (np.abs(pixels - np.array(rgb)).sum(-1) < 90).mean()  # noqa: E731
+        near = lambda rgb, pixels=pixels: (np.abs(pixels - np.array(rgb)).sum(-1) < 90).mean()  # noqa: E731
         assert near(PALETTE["blue"]) > 0.5
         assert near(PALETTE["red"]) > 0.03
         reading = read_picture(image)
