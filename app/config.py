@@ -43,6 +43,27 @@ DEFAULT_CREDIT_PACKS = [
 ]
 
 
+class Plan(BaseModel):
+    """A subscription plan on sale (IMAGEBOOTH_PLANS, a JSON list)."""
+
+    id: str = Field(min_length=1, max_length=64)
+    name: str
+    price_cents: int = Field(gt=0)
+    currency: str = "usd"
+    interval: Literal["day", "week", "month", "year"] = "month"
+    credits: int = Field(ge=0, le=10_000_000)  # paid credits each paid invoice grants
+    max_active_jobs: int = Field(ge=1)  # jobs queued or running at once
+    priority: int = Field(2, ge=1)  # queue priority: free work is 0, paid credits alone 1
+    # A Price made in Stripe's dashboard: needed for plan changes in the customer portal,
+    # which switches between Prices. Without it Checkout prices the plan inline.
+    stripe_price_id: str | None = None
+
+
+DEFAULT_PLANS = [
+    Plan(id="pro", name="Pro", price_cents=1200, credits=1000, max_active_jobs=8, priority=2),
+]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IMAGEBOOTH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -60,6 +81,8 @@ class Settings(BaseSettings):
     free_daily_credits: int = Field(25, ge=0)
     image_credit_cost: int = Field(1, ge=0)
     finetune_credit_cost: int = Field(20, ge=0)
+    # The fine-tune price covers this many training steps; a job asking for more pays in proportion.
+    finetune_credit_steps: int = Field(800, ge=1)
     # A YAML file laid over the base model's DreamBooth preset for every fine-tune (tests
     # point it at a tiny config; operators can tune steps, class images and the like).
     finetune_config: Path | None = None
@@ -75,6 +98,12 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
     stripe_webhook_tolerance_s: int = Field(300, gt=0)
     credit_packs: list[CreditPack] = Field(default_factory=lambda: list(DEFAULT_CREDIT_PACKS))
+    plans: list[Plan] = Field(default_factory=lambda: list(DEFAULT_PLANS))
+    # A plan whose renewal payment failed keeps its benefits this long (Stripe retries meanwhile).
+    plan_grace_days: float = Field(3.0, ge=0)
+    # A refunded or disputed pack takes back its credits; the paid balance may go this far
+    # below zero for it (0: only what is unspent is taken back).
+    refund_max_debt: int = Field(0, ge=0)
     # The address users reach the site at: Stripe Checkout sends them back there.
     public_url: str = "http://127.0.0.1:8000"
 
@@ -103,6 +132,14 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return "" if info.field_name in ("database_url", "broker_url") else None
         return value
+
+    @field_validator("plans")
+    @classmethod
+    def _unique_plan_ids(cls, plans: list[Plan]) -> list[Plan]:
+        ids = [plan.id for plan in plans]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"plan ids must be unique: {ids}")
+        return plans
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

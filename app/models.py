@@ -1,7 +1,7 @@
 """Every table, importable from one place (Alembic's metadata and cross-domain code)."""
 
-from app.auth.models import ApiKey, Tier, User
-from app.billing.models import StripeEvent
+from app.auth.models import ApiKey, User
+from app.billing.models import BillingAccount, PackPayment, StripeEvent
 from app.credits.models import CreditBucket, CreditLedgerEntry, LedgerReason
 from app.generation.models import Generation, Image
 from app.model_base import Base, JobStatus
@@ -17,6 +17,7 @@ from app.personalization.models import (
 __all__ = [
     "ApiKey",
     "Base",
+    "BillingAccount",
     "CreditBucket",
     "CreditLedgerEntry",
     "Finetune",
@@ -26,10 +27,10 @@ __all__ = [
     "JobStatus",
     "LedgerReason",
     "ModelKind",
+    "PackPayment",
     "StripeEvent",
     "Subject",
     "SubjectPhoto",
-    "Tier",
     "TrainedModel",
     "User",
 ]

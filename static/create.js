@@ -31,8 +31,16 @@
     return Number.isFinite(value) ? Math.min(8, Math.max(1, value)) : 1;
   }
 
+  /* Credits per picture come from GET /api/v1/models (the server's pricing rule: steps and
+     size); the rendered price per picture stands in until the models have loaded. */
+  function perPicture() {
+    const option = modelSelect.selectedOptions[0];
+    const price = option && option.dataset["cost" + (document.getElementById("quality").value === "quality" ? "Quality" : "Fast")];
+    return price === undefined ? imageCost : parseInt(price, 10);
+  }
+
   function showCost() {
-    const cost = imageCount() * imageCost;
+    const cost = imageCount() * perPicture();
     document.getElementById("cost").textContent = cost + (cost === 1 ? " credit" : " credits");
   }
 
@@ -78,6 +86,8 @@
         ? model.name + " - token \"" + model.token + "\"" + (model.class_noun ? " (" + model.class_noun + ")" : "")
         : model.name + " (base)",
       "data-token": model.token || null, "data-class-noun": model.class_noun || null,
+      "data-cost-fast": model.cost_per_picture ? model.cost_per_picture.fast : null,
+      "data-cost-quality": model.cost_per_picture ? model.cost_per_picture.quality : null,
     }));
     if (options.length) {
       const chosen = modelSelect.value;
@@ -217,6 +227,8 @@
     }
   });
   count.addEventListener("input", showCost);
+  modelSelect.addEventListener("change", showCost);
+  document.getElementById("quality").addEventListener("change", showCost);
   form.addEventListener("submit", submit);
   run.cancel.addEventListener("click", cancel);
   results.reuse.addEventListener("click", () => current && fill(current));

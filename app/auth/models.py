@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.model_base import Base, created_at_column, id_column, owner_column, string_enum
-
-
-class Tier(enum.StrEnum):
-    FREE = "free"
-    PREMIUM = "premium"
+from app.model_base import Base, created_at_column, id_column, owner_column
 
 
 class User(Base):
@@ -23,7 +17,6 @@ class User(Base):
     # Stored lower-cased by the service, so the unique index is case-insensitive in effect.
     email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
-    tier: Mapped[Tier] = mapped_column(string_enum(Tier), default=Tier.FREE, nullable=False)
     created_at: Mapped[datetime] = created_at_column()
 
 

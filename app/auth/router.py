@@ -16,6 +16,7 @@ from app.auth.schemas import (
     MeOut,
     SessionOut,
 )
+from app.billing import service as billing_service
 from app.config import get_settings
 from app.credits import service as credits_service
 from app.credits.schemas import CreditsOut
@@ -56,10 +57,14 @@ def logout() -> Response:
 @router.get("/me")
 def me(user: CurrentUser, session: SessionDep) -> MeOut:
     credits = credits_service.summary(session, user)
+    rights, subscription = billing_service.standing(session, user)
     return MeOut(
         id=user.id,
         email=user.email,
-        tier=user.tier.value,
+        tier=rights.tier.value,
+        plan=rights.plan.id if rights.plan else "free",
+        subscription=subscription,
+        max_active_jobs=rights.max_active_jobs,
         credits=CreditsOut.model_validate(credits, from_attributes=True),
     )
 

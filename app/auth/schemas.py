@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, EmailStr, Field
 
+from app.billing.schemas import SubscriptionOut
 from app.credits.schemas import CreditsOut
 
 MIN_PASSWORD_LENGTH = 8
@@ -54,5 +55,8 @@ class ApiKeyOut(BaseModel):
 class MeOut(BaseModel):
     id: str
     email: str
-    tier: str
+    tier: str  # "premium" with a plan in good standing or paid credits left (app/billing/entitlements.py)
+    plan: str  # the plan in good standing, or "free"
+    subscription: SubscriptionOut | None  # the latest subscription, whatever its status; None before any
+    max_active_jobs: int
     credits: CreditsOut

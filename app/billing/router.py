@@ -1,4 +1,5 @@
-"""Billing routes: packs, checkout, and Stripe's webhook (no session: Stripe signs it)."""
+"""Billing routes: packs and plans, checkout, the customer portal, and Stripe's webhook (no
+session: Stripe signs it)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 
 from app.auth.dependencies import CurrentUser
-from app.billing import service
-from app.billing.schemas import CheckoutIn, CheckoutOut, PackOut, PacksOut, WebhookOut
+from app.billing import entitlements, service, webhook
+from app.billing.schemas import (
+    CheckoutIn,
+    CheckoutOut,
+    PackOut,
+    PacksOut,
+    PlanOut,
+    PlansOut,
+    SubscribeIn,
+    WebhookOut,
+)
 from app.db import SessionDep
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
@@ -24,7 +34,32 @@ def list_packs(user: CurrentUser) -> PacksOut:
 
 @router.post("/checkout")
 def checkout(body: CheckoutIn, user: CurrentUser) -> CheckoutOut:
+    """A Stripe Checkout page for one credit pack."""
     return CheckoutOut(url=service.start_checkout(user, body.pack))
+
+
+@router.get("/plans")
+def list_plans(user: CurrentUser, session: SessionDep) -> PlansOut:
+    """The subscription plans on sale; `current` is the caller's plan in good standing or "free"."""
+    plan = entitlements.of(session, user.id).plan
+    return PlansOut(
+        plans=[PlanOut.model_validate(plan, from_attributes=True) for plan in service.plans()],
+        payments_enabled=service.payments_enabled(),
+        current=plan.id if plan else "free",
+    )
+
+
+@router.post("/subscribe")
+def subscribe(body: SubscribeIn, user: CurrentUser, session: SessionDep) -> CheckoutOut:
+    """A Stripe Checkout page in subscription mode for one plan; 409 `already_subscribed`
+    while the caller has a plan in good standing (change it in the portal)."""
+    return CheckoutOut(url=service.start_subscription(session, user, body.plan))
+
+
+@router.post("/portal")
+def portal(user: CurrentUser, session: SessionDep) -> CheckoutOut:
+    """Stripe's customer portal for the caller: invoices, payment method, plan changes, cancel."""
+    return CheckoutOut(url=service.portal_url(session, user))
 
 
 async def _raw_body(request: Request) -> bytes:
@@ -36,5 +71,7 @@ async def _raw_body(request: Request) -> bytes:
 
 @router.post("/stripe-webhook")
 def stripe_webhook(request: Request, payload: Annotated[bytes, Depends(_raw_body)], session: SessionDep) -> WebhookOut:
-    result = service.handle_webhook(session, payload, request.headers.get("stripe-signature"))
+    """Stripe's signed events. 400 for a bad signature or a malformed event, and for a paid
+    event that cannot be fulfilled (it is then not recorded, so Stripe retries it)."""
+    result = webhook.handle_webhook(session, payload, request.headers.get("stripe-signature"))
     return WebhookOut(duplicate=result.duplicate)

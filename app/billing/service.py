@@ -1,37 +1,30 @@
-"""Buying credits: packs, Checkout Sessions, and the webhook that credits a paid checkout.
+"""Selling credits and plans: packs and plans on sale, Checkout Sessions, the customer portal,
+and the caller's subscription as the signed events left it.
 
-Fulfilment is exactly-once twice over: the event id is recorded (unique) before anything
-else in the webhook's transaction, and the purchase entry in the ledger is unique per
-Checkout Session, so `checkout.session.completed` and `..async_payment_succeeded` for the
-same checkout cannot both credit it either.
+What Stripe then reports (payments, renewals, failures, refunds) arrives through the signed
+webhook: app/billing/webhook.py.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.auth.repository import user_by_id
-from app.billing import repository
-from app.billing.stripe_client import CheckoutClient
-from app.config import CreditPack, Settings, get_settings
-from app.credits import service as credits_service
+from app.billing import entitlements, repository
+from app.billing.entitlements import Entitlements
+from app.billing.models import BillingAccount
+from app.billing.schemas import SubscriptionOut
+from app.billing.stripe_client import CheckoutClient, Returns
+from app.config import CreditPack, Plan, Settings, get_settings
 from app.errors import AppError
+from app.model_base import utcnow
 
 log = logging.getLogger(__name__)
-
-FULFILLING_EVENTS = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
-
-
-@dataclass(frozen=True)
-class WebhookResult:
-    event_id: str
-    duplicate: bool
-    credited: bool
+Result = TypeVar("Result")
 
 
 def payments_enabled(settings: Settings | None = None) -> bool:
@@ -39,7 +32,7 @@ def payments_enabled(settings: Settings | None = None) -> bool:
     return settings.stripe_secret_key is not None and settings.stripe_webhook_secret is not None
 
 
-def _payments_disabled() -> AppError:
+def payments_disabled() -> AppError:
     return AppError("payments_disabled", "Payments are not enabled on this server.", 503)
 
 
@@ -47,67 +40,99 @@ def packs() -> list[CreditPack]:
     return list(get_settings().credit_packs)
 
 
+def plans() -> list[Plan]:
+    return list(get_settings().plans)
+
+
+def _client(settings: Settings) -> CheckoutClient:
+    if not payments_enabled(settings):
+        raise payments_disabled()
+    assert settings.stripe_secret_key is not None
+    return CheckoutClient(settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base)
+
+
+def _returns(settings: Settings) -> Returns:
+    base = settings.public_url.rstrip("/")
+    return Returns(f"{base}/?purchase=success", f"{base}/?purchase=canceled")
+
+
+def _calling_stripe(call: Callable[[], Result]) -> Result:
+    import stripe  # here, not at the top: the stripe package costs the web process's start-up ~0.2 s
+
+    try:
+        return call()
+    except stripe.StripeError as failure:
+        log.error("Stripe API call failed: %s", failure)
+        raise AppError("payment_provider_error", "The payment provider did not answer; try again.", 502) from failure
+
+
+def _unknown(kind: str, wanted: str, known: list[str]) -> AppError:
+    return AppError("validation_error", f"{kind}: unknown {kind} {wanted!r} (one of: {', '.join(known)})", 422)
+
+
 def start_checkout(user: User, pack_id: str) -> str:
     """A Stripe Checkout page for one pack; returns its URL."""
     settings = get_settings()
-    if not payments_enabled(settings):
-        raise _payments_disabled()
+    client = _client(settings)
     pack = next((pack for pack in settings.credit_packs if pack.id == pack_id), None)
     if pack is None:
-        known = ", ".join(pack.id for pack in settings.credit_packs)
-        raise AppError("validation_error", f"pack: unknown pack {pack_id!r} (one of: {known})", 422)
-    import stripe  # here, not at the top: the stripe package costs the web process's start-up ~0.2 s
+        raise _unknown("pack", pack_id, [pack.id for pack in settings.credit_packs])
+    return _calling_stripe(lambda: client.create_checkout(pack, user.id, _returns(settings))).url
 
-    assert settings.stripe_secret_key is not None  # payments_enabled checked it
-    client = CheckoutClient(settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base)
-    base = settings.public_url.rstrip("/")
-    try:
-        checkout = client.create_checkout(pack, user.id, f"{base}/?purchase=success", f"{base}/?purchase=canceled")
-    except stripe.StripeError as failure:
-        log.error("Stripe checkout creation failed: %s", failure)
-        raise AppError("payment_provider_error", "The payment provider did not answer; try again.", 502) from failure
+
+def start_subscription(session: Session, user: User, plan_id: str) -> str:
+    """A Stripe Checkout page (subscription mode) for one plan; returns its URL. 409 while
+    the caller has a plan in good standing: changes go through the portal."""
+    settings = get_settings()
+    client = _client(settings)
+    plan = entitlements.plan_by_id(plan_id)
+    if plan is None:
+        raise _unknown("plan", plan_id, [plan.id for plan in settings.plans])
+    current = entitlements.plan_in_good_standing(repository.account_of(session, user.id), utcnow())
+    if current is not None:
+        raise AppError("already_subscribed", f"You already have the {current.name} plan; change or cancel it "
+                       "under Manage billing.", 409, plan=current.id)
+    customer = ensure_customer(session, user, client)
+    checkout = _calling_stripe(lambda: client.create_subscription_checkout(plan, user.id, customer, _returns(settings)))
     return checkout.url
 
 
-def handle_webhook(session: Session, payload: bytes, signature: str | None) -> WebhookResult:
-    # 1. verify: signature and timestamp, before reading anything
-    import stripe  # lazily, as in create_checkout
-
+def portal_url(session: Session, user: User) -> str:
+    """Stripe's customer portal for the caller (invoices, payment method, plan changes)."""
     settings = get_settings()
-    if settings.stripe_webhook_secret is None:
-        raise _payments_disabled()
-    try:
-        event = stripe.Webhook.construct_event(
-            payload, signature, settings.stripe_webhook_secret.get_secret_value(),
-            tolerance=settings.stripe_webhook_tolerance_s,
-        )
-    except stripe.SignatureVerificationError as invalid:
-        raise AppError("invalid_signature", "The Stripe signature is missing, invalid or too old.", 400) from invalid
-    except ValueError as invalid:
-        raise AppError("invalid_payload", "The event is not valid JSON.", 400) from invalid
-    # 2. record the event id first: a replay stops here
-    if not repository.record_event(session, event.id, event.type):
-        return WebhookResult(event.id, duplicate=True, credited=False)
-    # 3. fulfil
-    credited = False
-    if event.type in FULFILLING_EVENTS:
-        credited = fulfil(session, event.data.object.to_dict())
-    return WebhookResult(event.id, duplicate=False, credited=credited)
+    client = _client(settings)
+    customer = ensure_customer(session, user, client)
+    return_url = settings.public_url.rstrip("/") + "/credits"
+    return _calling_stripe(lambda: client.create_portal_session(customer, return_url))
 
 
-def fulfil(session: Session, checkout: dict[str, Any]) -> bool:
-    """Credit a paid Checkout Session once; True if it was credited now."""
-    if checkout.get("payment_status") != "paid":
-        return False  # async methods: async_payment_succeeded comes later
-    metadata = checkout.get("metadata") or {}
-    user_id = metadata.get("user_id") or checkout.get("client_reference_id")
-    user = user_by_id(session, user_id) if user_id else None
-    try:
-        credits = int(metadata.get("credits", 0))
-    except (TypeError, ValueError):
-        credits = 0
-    if user is None or credits <= 0:
-        log.error("paid checkout %s names no known user or credits; not credited", checkout.get("id"))
-        return False
-    note = f"Stripe checkout, pack {metadata.get('pack', '?')}"
-    return credits_service.credit_purchase(session, user, credits, f"stripe:{checkout['id']}", note)
+def ensure_customer(session: Session, user: User, client: CheckoutClient) -> str:
+    """The user's Stripe customer, created on first use and remembered."""
+    account = repository.ensure_account(session, user.id)
+    if account.stripe_customer_id:
+        return account.stripe_customer_id
+    created = _calling_stripe(lambda: client.create_customer(user.id, user.email))
+    return repository.set_customer_once(session, user.id, created)
+
+
+# --- the caller's plan ------------------------------------------------------------------------
+def standing(session: Session, user: User) -> tuple[Entitlements, SubscriptionOut | None]:
+    """The account's entitlements and its subscription (None before the first)."""
+    now = utcnow()
+    rights = entitlements.of(session, user.id, now)
+    account = repository.account_of(session, user.id)
+    return rights, (_subscription_view(account, rights) if account and account.plan_id else None)
+
+
+def _subscription_view(account: BillingAccount, rights: Entitlements) -> SubscriptionOut:
+    plan = entitlements.plan_by_id(account.plan_id)
+    ending = account.cancel_at_period_end or account.plan_status not in entitlements.GOOD_STANDING
+    return SubscriptionOut(
+        plan=account.plan_id or "",
+        name=plan.name if plan else None,
+        status=account.plan_status or "incomplete",
+        in_good_standing=rights.plan is not None and rights.plan.id == account.plan_id,
+        renews_at=None if ending else account.current_period_end,
+        ends_at=account.current_period_end if account.cancel_at_period_end else None,
+        grace_until=account.grace_until if account.plan_status == entitlements.PAST_DUE else None,
+    )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, BackgroundTasks, Response, status
 
 from app.auth.dependencies import CurrentUser
 from app.catalog import service
-from app.catalog.schemas import ModelOut
+from app.catalog.schemas import ModelOut, ModelPrices
 from app.db import SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
@@ -16,7 +16,10 @@ router = APIRouter(prefix="/api/v1", tags=["models"])
 
 @router.get("/models")
 def list_models(user: CurrentUser, session: SessionDep) -> list[ModelOut]:
-    return [ModelOut.model_validate(row, from_attributes=True) for row in service.list_models(session, user)]
+    return [
+        ModelOut.model_validate(row, from_attributes=True).model_copy(update={"cost_per_picture": ModelPrices(**prices)})
+        for row, prices in service.models_with_prices(session, user)
+    ]
 
 
 @router.delete("/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -21,6 +21,7 @@ from app import storage
 from app.auth.models import User
 from app.catalog import repository
 from app.config import get_settings
+from app.credits import pricing
 from app.errors import AppError
 from app.personalization.models import ModelKind, TrainedModel
 
@@ -119,6 +120,15 @@ def _resolve(session: Session, user: User | str, model_id: str | None) -> Resolv
 def list_models(session: Session, user: User) -> list[TrainedModel]:
     """The base model first, then the caller's own models, newest first."""
     return [ensure_base_model(session), *repository.personal_models_of(session, user.id)]
+
+
+def models_with_prices(session: Session, user: User) -> list[tuple[TrainedModel, dict[str, int]]]:
+    """`list_models`, each with its credits per picture (what the Create page shows)."""
+    priced = []
+    for row in list_models(session, user):
+        model = resolve_model(session, user, row.id)
+        priced.append((row, pricing.profile_prices(model.base_path, model.default_steps)))
+    return priced
 
 
 def delete_model(session: Session, user: User, model_id: str) -> Path | None:

@@ -25,6 +25,9 @@ class LedgerReason(enum.StrEnum):
     ADMIN = "admin"
     RESERVATION = "reservation"
     RELEASE = "release"
+    PLAN_CREDITS = "plan_credits"  # a plan's paid invoice
+    PAYMENT_REFUNDED = "payment_refunded"  # a pack's credits taken back after a refund
+    PAYMENT_DISPUTED = "payment_disputed"  # ... after a dispute (chargeback)
 
 
 class CreditLedgerEntry(Base):
@@ -42,8 +45,9 @@ class CreditLedgerEntry(Base):
     amount: Mapped[int] = mapped_column(Integer, nullable=False)  # + credit, - debit
     bucket: Mapped[CreditBucket] = mapped_column(string_enum(CreditBucket), nullable=False)
     reason: Mapped[LedgerReason] = mapped_column(string_enum(LedgerReason), nullable=False)
-    # What the entry is about: "generation:<id>", "finetune:<id>", "stripe:<event id>",
-    # "admin:<id>", "day:<YYYY-MM-DD>".
+    # What the entry is about: "generation:<id>", "finetune:<id>", "stripe:<checkout id>",
+    # "stripe:invoice:<id>", "stripe:refund:<charge id>:<cents refunded>",
+    # "stripe:dispute:<id>", "admin:<id>", "day:<YYYY-MM-DD>".
     reference: Mapped[str | None] = mapped_column(String(255))
     note: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = created_at_column()

@@ -142,7 +142,7 @@ def lock_account(session: Session, user_id: str) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
     else:
-        session.execute(update(User).where(User.id == user_id).values(tier=User.tier))
+        session.execute(update(User).where(User.id == user_id).values(email=User.email))
 
 
 def share_lock_account(session: Session, user_id: str) -> None:

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.auth.models import Tier, User
+from app.auth.models import User
+from app.billing import entitlements
 from app.config import get_settings
 from app.credits import ledger, repository
 from app.credits.gate import get_gate
@@ -27,8 +28,8 @@ from app.errors import AppError
 from app.model_base import new_id, utcnow
 
 __all__ = [
-    "CreditSummary", "Reservation", "Settlement", "admin_grant", "check_concurrency", "credit_purchase",
-    "ledger_page", "next_utc_midnight", "reserve", "settle", "summary",
+    "CreditSummary", "Reservation", "Settlement", "admin_grant", "check_concurrency", "credit_paid",
+    "ledger_page", "next_utc_midnight", "reserve", "settle", "summary", "take_back",
 ]
 
 # The clock every credit decision reads; tests replace it to cross a day boundary.
@@ -75,23 +76,19 @@ def settle(session: Session, user_id: str, reference: str, used: int, now: datet
     return get_gate().settle(session, user_id, reference, used, now or clock())
 
 
-# --- tiers --------------------------------------------------------------------------
-def is_premium(session: Session, user: User) -> bool:
-    return user.tier == Tier.PREMIUM or repository.bucket_totals(session, user.id).paid > 0
-
-
+# --- the job limit -----------------------------------------------------------------
 def check_concurrency(session: Session, user: User, excluding: str | None = None) -> None:
     """429 rate_limited when the user already has as many queued or running jobs as the
-    tier allows (generations and fine-tunes together). `excluding`: the id of the job
-    being submitted, when it is already written."""
-    settings = get_settings()
-    premium = is_premium(session, user)
-    limit = settings.premium_max_active_jobs if premium else settings.free_max_active_jobs
+    account allows (app/billing/entitlements.py; generations and fine-tunes together).
+    `excluding`: the id of the job being submitted, when it is already written."""
+    rights = entitlements.of(session, user.id, clock())
+    limit = rights.max_active_jobs
     active = repository.active_job_count(session, user.id, excluding)
     if active < limit:
         return
+    premium = rights.tier == entitlements.Tier.PREMIUM
     tier = "Premium" if premium else "Free"
-    hint = "" if premium else f" Buy credits to run up to {settings.premium_max_active_jobs} at once."
+    hint = "" if premium else f" Buy credits or subscribe to a plan to run up to {get_settings().premium_max_active_jobs} at once."
     raise AppError(
         "rate_limited",
         f"{tier} accounts can have {limit} job(s) queued or running at a time; wait for one to finish.{hint}",
@@ -120,18 +117,36 @@ def admin_grant(session: Session, user: User, amount: int, note: str | None = No
     return entry
 
 
-def credit_purchase(session: Session, user: User, credits: int, reference: str, note: str) -> bool:
-    """Paid credits bought through `reference` (one per checkout); True if credited now,
-    False if that purchase was credited before."""
+def credit_paid(session: Session, user_id: str, credits: int, reason: LedgerReason, reference: str, note: str) -> bool:
+    """Paid credits that money bought (a pack's checkout, a plan's invoice), once per
+    `reference`: True if credited now, False if that reference was credited before."""
     inserted = repository.append_once(
-        session, user_id=user.id, amount=credits, bucket=CreditBucket.PAID,
-        reason=LedgerReason.PURCHASE, reference=reference, note=note, created_at=clock(),
+        session, user_id=user_id, amount=credits, bucket=CreditBucket.PAID,
+        reason=reason, reference=reference, note=note, created_at=clock(),
     )
     if inserted:
-        user.tier = Tier.PREMIUM
-        session.flush()
-        get_gate().credited(session, user.id, 0, credits)
+        get_gate().credited(session, user_id, 0, credits)
     return inserted
+
+
+def take_back(session: Session, user_id: str, wanted: int, reason: LedgerReason, reference: str, what: str) -> int:
+    """Take up to `wanted` paid credits back (`what`: a refunded or disputed payment), leaving
+    the paid balance no lower than `-refund_max_debt` (0: only unspent credits are taken;
+    credits held by running jobs count as spent). Returns how many were taken (0 as well
+    when the reference was taken back before)."""
+    repository.lock_account(session, user_id)  # no reservation decides meanwhile
+    if repository.has_entry(session, user_id, reason, reference):
+        return 0
+    paid = repository.bucket_totals(session, user_id).paid
+    taken = max(0, min(wanted, paid + get_settings().refund_max_debt))
+    if taken:
+        spent = f"; {wanted - taken} had been spent" if taken < wanted else ""
+        repository.append_once(
+            session, user_id=user_id, amount=-taken, bucket=CreditBucket.PAID, reason=reason,
+            reference=reference, note=f"{what}: {taken} of {wanted} credits taken back{spent}", created_at=clock(),
+        )
+        get_gate().credited(session, user_id, 0, -taken)
+    return taken
 
 
 # --- the caller's ledger --------------------------------------------------------------

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from app.credits import pricing
 from app.credits import service as credits
 from app.generation import repository
 from app.generation.models import Generation, Image
@@ -98,8 +99,8 @@ def beat(session: Session, job_id: str, progress: float | None = None) -> bool:
 def settle_charge(session: Session, job: Generation, images_made: int) -> None:
     """The job's outcome is final: charge the images made, refund the rest (idempotent:
     a re-delivered task settles nothing twice)."""
-    per_image = job.cost // job.n if job.n else 0
-    credits.settle(session, job.user_id, f"generation:{job.id}", used=images_made * per_image)
+    used = pricing.charge_for_pictures(job.cost, job.n, images_made)
+    credits.settle(session, job.user_id, f"generation:{job.id}", used=used)
 
 
 def finish(

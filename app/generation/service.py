@@ -27,6 +27,7 @@ from app import storage
 from app.auth.models import User
 from app.catalog.service import resolve_model
 from app.config import get_settings
+from app.credits import pricing
 from app.credits import service as credits
 from app.db import new_session
 from app.errors import AppError, NotFound, ServiceUnavailable
@@ -66,9 +67,9 @@ def submit(
         seed=body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1),
         model_id=model.id,
         profile=body.profile,
-        cost=body.n * get_settings().image_credit_cost,
         idempotency_key=idempotency_key,
     )
+    job.cost = pricing.generation_cost(model.base_path, model.default_steps, job.n, job.steps)
     # 3. charge first: a refused job is never written (and the write below then runs
     #    inside a transaction already begun, which SQLite's savepoints need)
     job.id = new_id()

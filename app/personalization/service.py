@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app import storage
 from app.auth.models import User
 from app.config import get_settings
+from app.credits import pricing
 from app.credits import service as credits
 from app.errors import AppError, NotFound
 from app.model_base import JobStatus, new_id, utcnow
@@ -161,11 +162,11 @@ def start_finetune(session: Session, user: User, subject_id: str, request: Finet
 
 
 def charge(session: Session, user: User, finetune: Finetune) -> int:
-    """THE charge for a fine-tune: settings.finetune_credit_cost, reserved under reference
+    """THE charge for a fine-tune (app/credits/pricing.py), reserved under reference
     f"finetune:{finetune.id}". Returns what was charged. 429 when the user's tier has as
     many jobs queued or running as it allows; 402 on a short balance (either rolls the
     job back with the request)."""
-    cost = get_settings().finetune_credit_cost
+    cost = pricing.finetune_cost(finetune.config.get("steps"))
     credits.check_concurrency(session, user, excluding=finetune.id)
     credits.reserve(session, user, cost, f"finetune:{finetune.id}")
     return cost
