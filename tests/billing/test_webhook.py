@@ -5,17 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from app.billing.models import StripeEvent
-from tests.billing.conftest import checkout_event, sign
-
-WEBHOOK = "/api/v1/billing/stripe-webhook"
-
-
-def deliver(client, payload: bytes, signature: str | None = None):
-    headers = {"content-type": "application/json", "stripe-signature": signature or sign(payload)}
-    return client.post(WEBHOOK, content=payload, headers=headers)
+from tests.billing.conftest import WEBHOOK, checkout_event, deliver, sign
 
 
 def paid_balance(client) -> int:
@@ -26,6 +20,7 @@ def events_recorded(db) -> int:
     return db.scalar(select(func.count()).select_from(StripeEvent))
 
 
+@pytest.mark.usefixtures("gate")
 def test_paid_checkout_credits_the_pack_and_makes_the_user_premium(client, accounts, payments) -> None:
     me = accounts.signup(client)
     response = deliver(client, checkout_event("evt_1", me["id"]))
@@ -76,6 +71,7 @@ def test_async_payment_credits_when_it_succeeds_and_only_once_per_checkout(clien
     assert paid_balance(client) == 100
 
 
+@pytest.mark.usefixtures("gate")
 def test_two_deliveries_racing_credit_once(client, accounts, payments, db) -> None:
     me = accounts.signup(client)
     payload = checkout_event("evt_race", me["id"])
