@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import String, bindparam, case, cast, delete, func, literal, null, select, tuple_, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -163,6 +163,56 @@ def entries_page(
         query = query.where(tuple_(CreditLedgerEntry.created_at, CreditLedgerEntry.id) < tuple_(created_at, entry_id))
     query = query.order_by(CreditLedgerEntry.created_at.desc(), CreditLedgerEntry.id.desc()).limit(limit)
     return list(session.scalars(query))
+
+
+JOB_REASONS = (LedgerReason.RESERVATION, LedgerReason.RELEASE, LedgerReason.SPEND)
+
+
+@dataclass(frozen=True)
+class ActivityRow:
+    """One line of the caller's activity: a job's hold, release and spend summed under its
+    reference (`job` True), or one other ledger entry."""
+
+    key: str  # the job's reference, or the entry's id (with `at`, the page cursor)
+    job: bool
+    reason: str
+    reference: str | None
+    note: str | None
+    at: datetime  # when the job's hold was made, or the entry's time
+    amount: int  # the net change
+    free: int  # of which on the free bucket
+    held: int  # credits the job set aside
+    spent: int  # ... and was charged once settled
+    settled: bool
+
+
+def activity_page(session: Session, user_id: str, limit: int, after: tuple[datetime, str] | None) -> list[ActivityRow]:
+    entry = CreditLedgerEntry
+    free = func.sum(case((entry.bucket == CreditBucket.FREE, entry.amount), else_=0))
+    jobs = select(
+        entry.reference.label("key"), literal(True).label("job"), literal("job", String(32)).label("reason"),
+        entry.reference.label("reference"), null().label("note"), func.min(entry.created_at).label("at"),
+        func.sum(entry.amount).label("amount"), free.label("free"),
+        func.sum(case((entry.reason == LedgerReason.RESERVATION, -entry.amount), else_=0)).label("held"),
+        func.sum(case((entry.reason == LedgerReason.SPEND, -entry.amount), else_=0)).label("spent"),
+        func.max(case((entry.reason == LedgerReason.RELEASE, 1), else_=0)).label("settled"),
+    ).where(entry.user_id == user_id, entry.reason.in_(JOB_REASONS)).group_by(entry.reference)
+    others = select(
+        entry.id, literal(False), cast(entry.reason, String(32)), entry.reference, entry.note, entry.created_at,
+        entry.amount, case((entry.bucket == CreditBucket.FREE, entry.amount), else_=0), literal(0), literal(0),
+        literal(1),
+    ).where(entry.user_id == user_id, entry.reason.not_in(JOB_REASONS))
+    lines = union_all(jobs, others).subquery()
+    query = select(lines)
+    if after is not None:
+        query = query.where(tuple_(lines.c.at, lines.c.key) < tuple_(*after))
+    query = query.order_by(lines.c.at.desc(), lines.c.key.desc()).limit(limit)
+    return [
+        ActivityRow(key=row.key, job=bool(row.job), reason=row.reason, reference=row.reference, note=row.note,
+                    at=row.at, amount=int(row.amount), free=int(row.free), held=int(row.held),
+                    spent=int(row.spent), settled=bool(row.settled))
+        for row in session.execute(query)
+    ]
 
 
 def active_job_count(session: Session, user_id: str, excluding: str | None = None) -> int:

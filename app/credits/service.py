@@ -28,7 +28,7 @@ from app.errors import AppError
 from app.model_base import new_id, utcnow
 
 __all__ = [
-    "CreditSummary", "Reservation", "Settlement", "admin_grant", "check_concurrency", "credit_paid",
+    "CreditSummary", "Reservation", "Settlement", "activity_page", "admin_grant", "check_concurrency", "credit_paid",
     "ledger_page", "next_utc_midnight", "reserve", "settle", "summary", "take_back",
 ]
 
@@ -160,8 +160,24 @@ def ledger_page(
     return entries, (_encode_cursor(entries[-1]) if more else None)
 
 
+def activity_page(
+    session: Session, user: User, limit: int, cursor: str | None
+) -> tuple[list[repository.ActivityRow], str | None]:
+    """The ledger as people read it: one line per job (its hold, release and spend
+    together), every other entry as it is; newest first."""
+    after = _decode_cursor(cursor) if cursor else None
+    rows = repository.activity_page(session, user.id, limit + 1, after)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (_cursor(rows[-1].at, rows[-1].key) if more else None)
+
+
 def _encode_cursor(entry: CreditLedgerEntry) -> str:
-    raw = f"{entry.created_at.isoformat()}|{entry.id}"
+    return _cursor(entry.created_at, entry.id)
+
+
+def _cursor(moment: datetime, key: str) -> str:
+    raw = f"{moment.isoformat()}|{key}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
