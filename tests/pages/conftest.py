@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,13 +45,14 @@ class Server:
         return self.log_path.read_text(errors="replace")[-6000:]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Server]:
+@contextmanager
+def running_server(root: Path, **settings: str) -> Iterator[Server]:
+    """`imagebooth serve` (web + worker) on the tiny model with its own data folder;
+    `settings`: more IMAGEBOOTH_* values (without the prefix)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) for the browser tests")
     from workers.engine.tiny_model import write_tiny_pipeline
 
-    root = tmp_path_factory.mktemp("browser")
     finetune_config = root / "finetune.yaml"
     finetune_config.write_text(TINY_FINETUNE)
     port = free_port()
@@ -63,6 +65,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
         "IMAGEBOOTH_FINETUNE_CREDIT_COST": str(FINETUNE_CREDIT_COST),
         "IMAGEBOOTH_RATE_LIMIT_JOBS_PER_USER": f"{JOBS_PER_USER}/minute",
         "IMAGEBOOTH_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        **{f"IMAGEBOOTH_{name.upper()}": value for name, value in settings.items()},
     })
     log_path = root / "server.log"
     with open(log_path, "w") as stderr_log:
@@ -75,6 +78,12 @@ def server(tmp_path_factory) -> Iterator[Server]:
         yield Server(url, process, log_path)
     finally:
         stop_process(process, signal.SIGINT)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("browser")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
