@@ -65,3 +65,26 @@ def test_sqlite_connections_use_wal_and_foreign_keys(backend, tmp_path) -> None:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+
+
+def test_upgrading_from_0002_keeps_every_row(scratch_database_url) -> None:
+    """0003 drops users.tier in place: on SQLite, copying the table instead would drop the old
+    `users` and cascade-delete every row that refers to it."""
+    migrate.upgrade(scratch_database_url, "0002_finetune_run_state")
+    engine = create_engine(scratch_database_url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO users (id, email, password_hash, tier, created_at) "
+                                "VALUES ('u1', 'a@example.com', 'h', 'premium', CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) "
+                                "VALUES ('k1', 'u1', 'key', 'ib_', 'hash', CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO credit_ledger (id, user_id, amount, bucket, reason, created_at) "
+                                "VALUES ('e1', 'u1', 100, 'paid', 'purchase', CURRENT_TIMESTAMP)"))
+    engine.dispose()
+    migrate.upgrade(scratch_database_url)
+    engine = create_engine(scratch_database_url)
+    with engine.connect() as connection:
+        counts = [connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+                  for table in ("users", "api_keys", "credit_ledger")]
+        assert counts == [1, 1, 1]
+        assert "tier" not in {column["name"] for column in inspect(connection).get_columns("users")}
+    engine.dispose()

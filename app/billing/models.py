@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.model_base import Base, ID_LENGTH, created_at_column, id_column, owner_column, utcnow
+from app.model_base import ID_LENGTH, Base, created_at_column, id_column, owner_column, utcnow
 
 
 class StripeEvent(Base):
