@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 StripeId = Annotated[StrictStr, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_\-.:]+$")]
 Cents = Annotated[StrictInt, Field(ge=0, le=2**31 - 1)]
 Timestamp = Annotated[StrictInt, Field(ge=0, le=2**40)]
-# Stripe's metadata: string keys and string values, as set when the checkout was created.
-Metadata = dict[StrictStr, StrictStr]
+# Stripe's metadata: string keys and string values, as set when the checkout was created
+# (without NUL, which Postgres refuses in text: a value may end up in a stored note).
+_MetadataText = Annotated[StrictStr, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")]
+Metadata = dict[_MetadataText, _MetadataText]
 
 
 class _Object(BaseModel):

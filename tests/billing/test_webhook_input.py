@@ -42,6 +42,7 @@ MALFORMED = {
     "the body is a list": lambda uid: [1, 2, 3],
     "metadata is a list": lambda uid: _paid_checkout(uid, metadata=["user_id", uid]),
     "metadata value is a number": lambda uid: _paid_checkout(uid, metadata={"user_id": uid, "credits": 100}),
+    "metadata value with a NUL": lambda uid: _paid_checkout(uid, metadata={"user_id": uid, "credits": "5", "pack": "a\u0000b"}),
     "payment_status is a number": lambda uid: _paid_checkout(uid, payment_status=1),
     "checkout id is missing": lambda uid: {**_paid_checkout(uid), "data": {"object": {"mode": "payment"}}},
     "amount_total is 2**40": lambda uid: _paid_checkout(uid, amount_total=2**40),
