@@ -82,7 +82,7 @@ def test_a_timestamp_beyond_a_small_future_skew_is_refused(client, accounts, pay
     assert balance(client) == 100
 
 
-@pytest.mark.parametrize("credits", [str(2**40), "-100", "0", "lots", "1e3", " 100", "100\u0000"])
+@pytest.mark.parametrize("credits", [str(2**40), "-100", "0", "lots", "1e3", " 100", "１００"])
 def test_a_paid_checkout_with_bad_credits_stays_retryable_and_alerts(credits, client, accounts, payments, db, caplog) -> None:
     user = accounts.signup(client)
     payload = json.dumps(_paid_checkout(user["id"], metadata={"user_id": user["id"], "credits": credits})).encode()
@@ -90,6 +90,15 @@ def test_a_paid_checkout_with_bad_credits_stays_retryable_and_alerts(credits, cl
         response = deliver(client, payload)
     assert response.status_code == 400 and response.json()["error"]["code"] == "unfulfillable_event"
     assert events_recorded(db) == 0 and balance(client) == 0  # not handled: Stripe's retry comes back
+    assert any("ALERT billing" in record.getMessage() and "evt_bad" in record.getMessage() for record in caplog.records)
+
+
+def test_a_malformed_paid_event_alerts(client, accounts, payments, db, caplog) -> None:
+    user = accounts.signup(client)
+    payload = json.dumps(MALFORMED["metadata value with a NUL"](user["id"])).encode()
+    with caplog.at_level(logging.ERROR, logger="imagebooth.alerts"):
+        assert deliver(client, payload).status_code == 400
+    assert events_recorded(db) == 0
     assert any("ALERT billing" in record.getMessage() and "evt_bad" in record.getMessage() for record in caplog.records)
 
 
