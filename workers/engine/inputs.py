@@ -33,14 +33,14 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One request: `n` images of one prompt, each with its own seed.
+    """One request: `n` images of one prompt (or `prompts`, one per image), each with its own seed.
 
     None means "the default": steps and guidance come from the profile, width and height from
     the model (UNet sample size x VAE scale factor), seeds are drawn at random (and returned,
-    so any image can be reproduced).
+    so any image can be reproduced). The negative prompt is the request's, for every image.
     """
 
-    prompt: str
+    prompt: str = ""
     negative_prompt: str = ""
     n: int = 1
     steps: int | None = None
@@ -50,6 +50,13 @@ class GenerationRequest:
     width: int | None = None
     height: int | None = None
     sampler: str | None = None  # override the profile's sampler (benchmarks, comparisons)
+    # Image k's prompt, instead of `prompt` for all: a prompt list, or one batch serving jobs
+    # with different prompts.
+    prompts: list[str] | None = None
+
+    def image_prompts(self) -> list[str]:
+        """The prompt of each image, in seed order."""
+        return list(self.prompts) if self.prompts is not None else [self.prompt] * self.n
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ class GenerationResult:
 
     images: list  # PIL.Image.Image, one per seed
     seeds: list[int]
-    prompt: str
+    prompts: list[str]  # one per image
     negative_prompt: str
     steps: int
     guidance_scale: float
@@ -91,16 +98,13 @@ def _is_number(value) -> bool:
 
 def check_request(request: GenerationRequest) -> None:
     """Raise RequestError for the first invalid field; ranges match the public API's."""
-    if not isinstance(request.prompt, str) or not request.prompt.strip():
-        raise RequestError("prompt", "must not be empty")
-    if len(request.prompt) > MAX_PROMPT_CHARS:
-        raise RequestError("prompt", f"must be at most {MAX_PROMPT_CHARS} characters")
+    if not _is_int(request.n) or not 1 <= request.n <= MAX_IMAGES:
+        raise RequestError("n", f"must be an integer from 1 to {MAX_IMAGES}")
+    _check_prompts(request)
     if not isinstance(request.negative_prompt, str):
         raise RequestError("negative_prompt", "must be a string")
     if len(request.negative_prompt) > MAX_PROMPT_CHARS:
         raise RequestError("negative_prompt", f"must be at most {MAX_PROMPT_CHARS} characters")
-    if not _is_int(request.n) or not 1 <= request.n <= MAX_IMAGES:
-        raise RequestError("n", f"must be an integer from 1 to {MAX_IMAGES}")
     if request.steps is not None and (not _is_int(request.steps) or not 1 <= request.steps <= MAX_STEPS):
         raise RequestError("steps", f"must be an integer from 1 to {MAX_STEPS}")
     guidance = request.guidance_scale
@@ -113,6 +117,26 @@ def check_request(request: GenerationRequest) -> None:
         raise RequestError("sampler", f"must be one of {', '.join(sorted(SAMPLERS))}")
     for name in ("width", "height"):
         _check_side(name, getattr(request, name))
+
+
+def _check_prompts(request: GenerationRequest) -> None:
+    """`prompt` for every image, or `prompts` with one per image; never both."""
+    if request.prompts is None:
+        _check_prompt_text("prompt", request.prompt)
+        return
+    if request.prompt:
+        raise RequestError("prompt", "give prompt or prompts, not both")
+    if not isinstance(request.prompts, (list, tuple)) or len(request.prompts) != request.n:
+        raise RequestError("prompts", f"must be a list of exactly n={request.n} prompts")
+    for text in request.prompts:
+        _check_prompt_text("prompts", text)
+
+
+def _check_prompt_text(name: str, text) -> None:
+    if not isinstance(text, str) or not text.strip():
+        raise RequestError(name, "must not be empty")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise RequestError(name, f"must be at most {MAX_PROMPT_CHARS} characters")
 
 
 def _check_seeds(request: GenerationRequest) -> None:

@@ -148,7 +148,7 @@ def read_parameters(source) -> ImageParameters | None:
 def parameters_for(result, index: int) -> ImageParameters:
     """ImageParameters for image `index` of a sampling.GenerationResult."""
     return ImageParameters(
-        prompt=result.prompt,
+        prompt=result.prompts[index],
         negative_prompt=result.negative_prompt,
         steps=result.steps,
         sampler=result.sampler,

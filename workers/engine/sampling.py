@@ -1,7 +1,7 @@
 """The sampling loop: prompt to PIL images, as a fixed sequence of small named steps.
 
     1. check inputs         (inputs.check_request)
-    2. encode prompt        prompt and negative prompt once each, repeated for the n images
+    2. encode prompt        each distinct prompt and the negative prompt once, one row per image
     3. prepare latents      one CPU torch.Generator per image, seeded with that image's seed
     4. denoise              classifier-free guidance as ONE batched UNet forward [uncond; cond]
     5. decode               VAE, to PIL
@@ -36,7 +36,7 @@ ProgressCallback = Callable[[int, int], None]
 class SamplingPlan:
     """A request with every default filled in; what actually runs and goes into the PNG."""
 
-    prompt: str
+    prompts: list[str]  # one per image
     negative_prompt: str
     seeds: list[int]
     steps: int
@@ -65,7 +65,7 @@ def plan_request(loaded: LoadedPipeline, request: GenerationRequest) -> Sampling
         raise ValueError(f"profile: request wants {request.profile!r}, pipeline is {loaded.profile.name!r}")
     width, height = default_size(loaded.pipe)
     return SamplingPlan(
-        prompt=request.prompt,
+        prompts=request.image_prompts(),
         negative_prompt=request.negative_prompt or "",
         seeds=resolve_seeds(request),
         steps=request.steps or loaded.profile.steps or loaded.defaults.steps,
@@ -94,10 +94,15 @@ def _embed(pipe, text: str, device: torch.device) -> torch.Tensor:
 
 
 def encode_prompt(pipe, plan: SamplingPlan, device: torch.device) -> torch.Tensor:
-    """2. Text embeddings for the batch: [uncond x n; cond x n], or cond x n without CFG."""
+    """2. Text embeddings for the batch: [uncond x n; cond of each image], or the conds without CFG.
+
+    A prompt shared by several images (all n of a plain request) goes through the text
+    encoder once.
+    """
     n = len(plan.seeds)
-    cond = _embed(pipe, plan.prompt, device)
-    embeddings = cond.expand(n, -1, -1)
+    distinct = list(dict.fromkeys(plan.prompts))
+    cond = torch.cat([_embed(pipe, text, device) for text in distinct])
+    embeddings = cond[[distinct.index(text) for text in plan.prompts]]
     if plan.uses_guidance:
         uncond = _embed(pipe, plan.negative_prompt, device).expand(n, -1, -1)
         embeddings = torch.cat([uncond, embeddings])
@@ -191,7 +196,7 @@ def _result(loaded, request, plan: SamplingPlan, images, timing: Timing) -> Gene
     return GenerationResult(
         images=images,
         seeds=plan.seeds,
-        prompt=plan.prompt,
+        prompts=plan.prompts,
         negative_prompt=plan.negative_prompt,
         steps=plan.steps,
         guidance_scale=plan.guidance_scale,

@@ -30,6 +30,11 @@ BAD_REQUESTS = [
     ("height", dict(height=0)),
     ("profile", dict(profile="turbo")),
     ("sampler", dict(sampler="Euler a")),
+    ("prompt", dict(prompts=["a red circle"])),  # prompt and prompts together
+    ("prompts", dict(prompt="", n=2, prompts=["a red circle"])),
+    ("prompts", dict(prompt="", prompts=[" "])),
+    ("prompts", dict(prompt="", n=2, prompts=["a red circle", "x" * 1001])),
+    ("prompts", dict(prompt="", prompts=[7])),
 ]
 
 
@@ -46,7 +51,8 @@ def test_bad_input_names_the_field(field, changes):
 @pytest.mark.parametrize(
     "changes",
     [dict(), dict(n=8, seeds=list(range(8))), dict(steps=1), dict(steps=100), dict(guidance_scale=0),
-     dict(guidance_scale=30), dict(seeds=[0]), dict(seeds=[2**32 - 1]), dict(profile="quality")],
+     dict(guidance_scale=30), dict(seeds=[0]), dict(seeds=[2**32 - 1]), dict(profile="quality"),
+     dict(prompt="", n=2, prompts=["a red circle", "a blue star"])],
 )
 def test_good_input_passes(changes):
     check_request(GenerationRequest(**{"prompt": "a red circle", **changes}))

@@ -109,6 +109,13 @@ def test_parameters_of_a_generated_image_reproduce_it(loaded_fast):
     assert again.images[0].tobytes() == result.images[1].tobytes() or _close(again.images[0], result.images[1])
 
 
+def test_each_image_of_a_prompt_list_carries_its_own_prompt(loaded_fast):
+    prompts = ["a blue star", "a red circle on the left"]
+    result = generate(loaded_fast, GenerationRequest(prompts=prompts, n=2, seeds=[1, 2]))
+    stored = [read_parameters(png_bytes(image, parameters_for(result, k))) for k, image in enumerate(result.images)]
+    assert [(params.prompt, params.seed) for params in stored] == [("a blue star", 1), ("a red circle on the left", 2)]
+
+
 def _close(a, b) -> bool:
     import numpy as np
 

@@ -175,3 +175,21 @@ def test_generate_images_and_warm_up_use_the_process_cache(tiny_ref):
     assert result.timing.load_s < 1.0  # already warm
     assert result.seeds == [1, 2] and result.model_name == "tiny-sd"
     assert process_cache().get(tiny_ref, "fast").pipe is process_cache().get(tiny_ref, "fast").pipe
+
+
+def test_a_prompt_list_draws_each_image_from_its_own_prompt(loaded):
+    prompts = ["a red circle", "a blue square", "a red circle"]
+    encoded: list[int] = []
+    handle = loaded.pipe.text_encoder.register_forward_pre_hook(lambda module, args: encoded.append(args[0].shape[0]))
+    try:
+        batch = generate(loaded, request(prompt="", prompts=prompts, n=3, seeds=[4, 5, 6]))
+    finally:
+        handle.remove()
+    assert encoded == [1, 1, 1]  # each distinct prompt once, then the negative prompt
+    assert batch.prompts == prompts
+    for k, (text, seed) in enumerate(zip(prompts, [4, 5, 6], strict=True)):
+        alone = generate(loaded, request(prompt=text, seeds=[seed]))
+        assert np.abs(as_array(batch.images[k]) - as_array(alone.images[0])).max() <= 2
+    # the prompt matters: the same seed under the other prompt is another picture
+    swapped = generate(loaded, request(prompt="a blue square", seeds=[4]))
+    assert np.abs(as_array(batch.images[0]) - as_array(swapped.images[0])).max() > 2
