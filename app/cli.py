@@ -33,12 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="web server plus one worker (embedded by default)")
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--migrate", action="store_true", help="upgrade the database schema first if it is behind")
 
     worker = commands.add_parser("worker", help="a Celery worker alone (production)")
     worker.add_argument("--queues", default="inference,training", help="comma-separated: inference,training")
     worker.add_argument("--pool", default="solo", help="Celery pool (default solo: one warm process)")
     worker.add_argument("--concurrency", type=int, default=1)
     worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument("--migrate", action="store_true", help="upgrade the database schema first if it is behind")
 
     commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
 
@@ -93,13 +95,14 @@ def _run_delegated(module_name: str, argv: list[str]) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from app.serve import serve
 
-    return serve(args.host, args.port)
+    return serve(args.host, args.port, migrate=args.migrate)
 
 
 def _worker(args: argparse.Namespace) -> int:
     from app.serve import run_worker
 
-    return run_worker(args.queues, pool=args.pool, concurrency=args.concurrency, loglevel=args.loglevel)
+    return run_worker(args.queues, pool=args.pool, concurrency=args.concurrency, loglevel=args.loglevel,
+                      migrate=args.migrate)
 
 
 def _migrate(_args: argparse.Namespace) -> int:

@@ -7,12 +7,14 @@ its secrets: a missing one is a start-up error, never a silent default.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Resolved from this file, not the working directory, so `imagebooth serve` finds the
 # bundled model wherever it is started from.
@@ -115,6 +117,26 @@ class Settings(BaseSettings):
     rate_limit_auth_per_account: str = "20/minute"
     rate_limit_auth_per_ip: str = "60/minute"
 
+    # Uploads of subject photos (POST /api/v1/subjects): decoding a photo costs CPU and
+    # hundreds of MB, so they have their own limits and a bound on decodes at once.
+    rate_limit_uploads_per_user: str = "10/hour"
+    rate_limit_uploads_per_ip: str = "30/hour"
+    max_concurrent_photo_decodes: int = Field(2, ge=1)
+
+    # The database pool of one web process. `db_pool_size` is also how many requests use
+    # the database at once (the others wait, on the event loop, at most `db_pool_timeout_s`,
+    # then get 503 with Retry-After); the overflow is headroom for the rare second
+    # connection (a credit counter rebuild). Statements running longer are canceled (503).
+    db_pool_size: int = Field(10, ge=1)
+    db_max_overflow: int = Field(5, ge=0)
+    db_pool_timeout_s: float = Field(5.0, gt=0)
+    db_statement_timeout_s: float = Field(15.0, gt=0)
+
+    # Addresses (or networks) of the reverse proxies whose X-Forwarded-For/-Proto headers
+    # are believed; a JSON list or comma-separated. None by default: the peer address is
+    # the client, whatever headers it sends.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     max_upload_bytes: int = Field(15 * MEBIBYTE, gt=0)
     max_json_bytes: int = Field(1 * MEBIBYTE, gt=0)
     # A subject upload carries up to five photos plus form fields.
@@ -140,6 +162,26 @@ class Settings(BaseSettings):
         if len(set(ids)) != len(ids):
             raise ValueError(f"plan ids must be unique: {ids}")
         return plans
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for address in value:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/8)") from None
+        return value
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -2,26 +2,37 @@
 
 The request (or the task, or the CLI command) owns the transaction: `SessionDep` commits
 when the route returns and rolls back when it raises; services only add and flush.
+
+In the web process every use of the database holds a *slot* first: at most
+`db_pool_size` at once, waited for on the event loop (never in a worker thread), at most
+`db_pool_timeout_s`, then 503 with Retry-After. A request's session holds one slot, and so
+one connection, from its first line to its commit. Without the slots, requests that hold a
+connection wait for a worker thread while every worker thread waits for a connection: the
+pool deadlocks until its timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
+import anyio
 from fastapi import Depends
 from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import get_settings
+from app.config import Settings, get_settings
+from app.concurrency import acquire, loop_semaphore
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 POSTGRES_CONNECT_TIMEOUT_S = 3
+T = TypeVar("T")
 
 
 _engines: dict[str, Engine] = {}
@@ -36,17 +47,27 @@ def engine_for(url: str) -> Engine:
 
 
 def _create_engine(url: str) -> Engine:
+    settings = get_settings()
+    pool = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_s,
+    }
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5}, **pool)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
+    statement_timeout_ms = int(settings.db_statement_timeout_s * 1000)
     return create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=10,
-        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+        connect_args={
+            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+            # A statement (or a lock wait) running longer is canceled: a 503, not a hang.
+            "options": f"-c statement_timeout={statement_timeout_ms}",
+        },
+        **pool,
     )
 
 
@@ -96,9 +117,64 @@ def session_scope() -> Iterator[Session]:
         session.close()
 
 
-def _request_session() -> Iterator[Session]:
-    with session_scope() as session:
+# --- slots (web process) ------------------------------------------------------------------
+_SLOTS = "database"
+_SLOT = "imagebooth.slot"
+
+
+async def _acquire(timeout_s: float | None = None) -> asyncio.Semaphore:
+    settings = get_settings()
+    semaphore = loop_semaphore(_SLOTS, settings.db_pool_size)
+    await acquire(semaphore, timeout_s or settings.db_pool_timeout_s)
+    return semaphore
+
+
+@asynccontextmanager
+async def database_slot(timeout_s: float | None = None) -> AsyncIterator[None]:
+    """Hold one of the process's database slots (503 when none frees up in time)."""
+    semaphore = await _acquire(timeout_s)
+    try:
+        yield
+    finally:
+        semaphore.release()
+
+
+async def run_in_slot(function: Callable[..., T], *args: Any, timeout_s: float | None = None) -> T:
+    """Run a blocking function that opens its own session, in a worker thread, in a slot."""
+    async with database_slot(timeout_s):
+        return await anyio.to_thread.run_sync(function, *args)
+
+
+async def _request_session() -> AsyncIterator[Session]:
+    semaphore = await _acquire()
+    session = new_session()
+    session.info[_SLOT] = semaphore
+    try:
         yield session
+        await anyio.to_thread.run_sync(session.commit)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(session.rollback)
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(session.close)
+        # A long-poll may have given the slot up (see `released`) and failed to get it back.
+        if session.info.pop(_SLOT, None) is not None:
+            semaphore.release()
+
+
+@asynccontextmanager
+async def released(session: Session) -> AsyncIterator[None]:
+    """Commit the request's session and give its slot (and connection) up while the
+    block waits - a long-poll - then take a slot again (503 when none frees up)."""
+    await anyio.to_thread.run_sync(session.commit)
+    semaphore = session.info.pop(_SLOT)
+    semaphore.release()
+    try:
+        yield
+    finally:
+        session.info[_SLOT] = await _acquire()
 
 
 # scope="function": commit before the response is sent, so a failed commit becomes an

@@ -1,11 +1,13 @@
 """One error family, rendered by one handler: JSON under /api, a page for the browser.
 
-Clients never see a stack trace: unexpected exceptions become a generic 500, an unreachable
-database a 503 `service_unavailable`.
+Clients never see a stack trace: unexpected exceptions become a generic 500; an unreachable
+database, an exhausted pool and a canceled (too slow) statement a 503 `service_unavailable`
+with Retry-After.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -15,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -60,9 +63,16 @@ def wants_json(request: Request) -> bool:
     return "text/html" not in request.headers.get("accept", "")
 
 
+class ErrorJSONResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        # ASCII-escaped: a message that quotes the caller's input stays encodable even
+        # when that input was not (a lone surrogate).
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
+
+
 def render_error(request: Request, error: AppError) -> Response:
     if wants_json(request):
-        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+        return ErrorJSONResponse(error.body(), status_code=error.status, headers=error.headers)
     # Imported here: the page renderer needs the app's templates, which import this module.
     from app.pages.rendering import render_error_page
 
@@ -90,6 +100,11 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    from app.validation import ID_NOT_FOUND
+
+    for item in exc.errors():
+        if item.get("type") == ID_NOT_FOUND:  # an id that cannot exist names nothing: 404
+            return render_error(request, NotFound(str(item["loc"][-1]).removesuffix("_id").replace("_", " ")))
     return render_error(request, validation_error(exc.errors()))
 
 
@@ -113,8 +128,20 @@ def _describe_field_error(item: dict[str, Any]) -> dict[str, str]:
 
 
 async def _database_unreachable(request: Request, exc: Exception) -> Response:
+    if _is_overload(exc):
+        log.warning("database overloaded on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        return render_error(request, ServiceUnavailable("The database is busy; try again shortly."))
     log.error("database unreachable: %s", exc.__class__.__name__, exc_info=exc)
     return render_error(request, ServiceUnavailable("The database is unreachable; try again shortly."))
+
+
+def _is_overload(exc: Exception) -> bool:
+    """A pool that had no connection in time, a statement canceled by statement_timeout
+    (SQLSTATE 57014) or SQLite's busy timeout: the database is there, only too busy."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    original = getattr(exc, "orig", None)
+    return getattr(original, "sqlstate", None) == "57014" or "database is locked" in str(original)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -128,4 +155,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_unreachable)
     app.add_exception_handler(InterfaceError, _database_unreachable)
+    app.add_exception_handler(PoolTimeout, _database_unreachable)
     app.add_exception_handler(Exception, _unexpected)

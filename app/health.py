@@ -1,4 +1,5 @@
-"""Liveness (/healthz: the process answers) and readiness (/readyz: its dependencies do)."""
+"""Liveness (/healthz: the process answers) and readiness (/readyz: its dependencies do,
+and the database schema is the one this code needs)."""
 
 from __future__ import annotations
 
@@ -7,33 +8,38 @@ import os
 import tempfile
 from collections.abc import Callable
 
+import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.config import Settings, get_settings
-from app.db import ping_database
+from app.db import ping_database, run_in_slot
+from app.errors import ServiceUnavailable
 from app.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 BROKER_TIMEOUT_S = 2
+SLOT_TIMEOUT_S = 2.0
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    # async: answered on the event loop, even while every worker thread is busy
     return {"status": "ok"}
 
 
 @router.get("/readyz")
-def readyz() -> JSONResponse:
+async def readyz() -> JSONResponse:
     settings = get_settings()
-    checks: dict[str, Callable[[], None]] = {
-        "database": ping_database,
-        "broker": lambda: check_broker(settings),
-    }
+    # The database checks wait for a slot like any request (a busy process is not ready);
+    # the others run in a worker thread: the event loop never waits on a network.
+    results = await _database_checks()
+    checks: dict[str, Callable[[], None]] = {"broker": lambda: check_broker(settings)}
     if settings.redis_url:
         checks["redis"] = _ping_redis
-    results = {name: _run(name, check) for name, check in checks.items()}
+    for name, check in checks.items():
+        results[name] = await anyio.to_thread.run_sync(_run, name, check)
     failing = [name for name, result in results.items() if result != "ok"]
     if not failing:
         return JSONResponse({"status": "ok", "checks": results})
@@ -46,6 +52,27 @@ def readyz() -> JSONResponse:
         }
     }
     return JSONResponse(body, status_code=503)
+
+
+async def _database_checks() -> dict[str, str]:
+    try:
+        return await run_in_slot(_check_database, timeout_s=SLOT_TIMEOUT_S)
+    except ServiceUnavailable:
+        return {"database": "busy"}
+
+
+def _check_database() -> dict[str, str]:
+    database = _run("database", ping_database)
+    if database != "ok":
+        return {"database": database}
+    from app.migrate import schema_state  # Alembic is loaded by the first probe, not at start-up
+
+    try:
+        state = schema_state()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the log has the detail
+        log.warning("readiness check schema failed: %s", exc)
+        return {"database": "ok", "schema": "unreadable"}
+    return {"database": "ok", "schema": "ok" if state.is_current else state.describe()}
 
 
 def _ping_redis() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -29,3 +30,46 @@ def upgrade(database_url: str | None = None, revision: str = "head") -> None:
 
 def downgrade(database_url: str | None = None, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: str | None  # None: no schema at all (never migrated)
+    head: str
+
+    @property
+    def is_current(self) -> bool:
+        return self.current == self.head
+
+    def describe(self) -> str:
+        if self.is_current:
+            return f"at revision {self.head}"
+        at = f"at revision {self.current}" if self.current else "not created yet"
+        return f"{at}; this version needs {self.head}"
+
+
+def schema_state(database_url: str | None = None) -> SchemaState:
+    """Where the database's schema is, against the newest migration of this code."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from app.config import get_settings
+    from app.db import engine_for
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the migrations folder ships with the code
+    with engine_for(database_url or get_settings().database_url).connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return SchemaState(current, head)
+
+
+def ensure_current_schema(migrate: bool) -> str | None:
+    """None when the schema is current (migrating first if `migrate`); otherwise the one
+    line that tells the operator what to do."""
+    state = schema_state()
+    if state.is_current:
+        return None
+    if migrate:
+        upgrade()
+        return None
+    return f"imagebooth: the database schema is {state.describe()}: run `imagebooth migrate` first (or pass --migrate)"

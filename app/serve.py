@@ -15,7 +15,9 @@ WORKER_STOP_TIMEOUT_S = 15
 _PR_SET_PDEATHSIG = 1
 
 
-def run_worker(queues: str, pool: str = "solo", concurrency: int = 1, loglevel: str = "INFO") -> int:
+def run_worker(
+    queues: str, pool: str = "solo", concurrency: int = 1, loglevel: str = "INFO", migrate: bool = False
+) -> int:
     from workers.celery_app import QUEUES, app
 
     names = [name.strip() for name in queues.split(",") if name.strip()]
@@ -23,6 +25,8 @@ def run_worker(queues: str, pool: str = "solo", concurrency: int = 1, loglevel: 
     if not names or unknown:
         print(f"imagebooth: unknown queue(s) {unknown or names}; choose from {', '.join(QUEUES)}", file=sys.stderr)
         return 2
+    if not _schema_ready(migrate):
+        return 1
     argv = [
         "worker",
         "--queues", ",".join(names),
@@ -41,19 +45,36 @@ def run_worker(queues: str, pool: str = "solo", concurrency: int = 1, loglevel: 
     return 0
 
 
-def serve(host: str, port: int) -> int:
+def _schema_ready(migrate: bool) -> bool:
+    """The database's schema is this code's (migrated first when asked); else one line
+    on stderr saying what to do."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.migrate import ensure_current_schema
+
+    try:
+        problem = ensure_current_schema(migrate)
+    except OperationalError as unreachable:
+        problem = f"imagebooth: cannot reach the database: {str(unreachable.orig).strip().splitlines()[0]}"
+    if problem:
+        print(problem, file=sys.stderr)
+    return problem is None
+
+
+def serve(host: str, port: int, migrate: bool = False) -> int:
     import uvicorn
 
-    # 1. schema: the embedded database is ours to create and upgrade
+    # 1. schema: the embedded database is ours to create and upgrade; any other must
+    #    already be current (or migrated now, with --migrate)
     settings = get_settings()
-    if settings.is_sqlite:
-        from app.migrate import upgrade
-
-        upgrade()
+    if not _schema_ready(migrate or settings.is_sqlite):
+        return 1
     # 2. the worker, in its own process so a model load never blocks a web request
     worker = _start_worker()
-    # 3. the web server; the URL is printed once it is really listening
-    config = uvicorn.Config("app.main:create_app", factory=True, host=host, port=port, log_level="info")
+    # 3. the web server; the URL is printed once it is really listening. Forwarded
+    #    headers are the app's business (IMAGEBOOTH_TRUSTED_PROXIES), not uvicorn's.
+    config = uvicorn.Config("app.main:create_app", factory=True, host=host, port=port, log_level="info",
+                            proxy_headers=False)
     server = uvicorn.Server(config)
     threading.Thread(target=_announce, args=(server, host, port, worker), daemon=True).start()
     try:

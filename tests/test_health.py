@@ -12,7 +12,7 @@ def test_healthz(client) -> None:
 def test_readyz_checks_every_configured_dependency(client, backend) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    expected = {"database": "ok", "broker": "ok"} | ({"redis": "ok"} if backend == "real" else {})
+    expected = {"database": "ok", "schema": "ok", "broker": "ok"} | ({"redis": "ok"} if backend == "real" else {})
     assert response.json()["checks"] == expected
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from app.auth import cookies, service
 from app.auth.dependencies import CurrentUser, SessionUser
@@ -21,6 +21,8 @@ from app.config import get_settings
 from app.credits import service as credits_service
 from app.credits.schemas import CreditsOut
 from app.db import SessionDep
+from app.ratelimit import limit_account
+from app.validation import ResourceId
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -34,13 +36,15 @@ def _start_session(response: Response, user: User) -> SessionOut:
 
 
 @router.post("/auth/signup", status_code=status.HTTP_201_CREATED)
-def signup(body: Credentials, session: SessionDep, response: Response) -> SessionOut:
+def signup(body: Credentials, request: Request, session: SessionDep, response: Response) -> SessionOut:
+    limit_account(request, body.email)
     user = service.sign_up(session, body.email, body.password)
     return _start_session(response, user)
 
 
 @router.post("/auth/login")
-def login(body: LoginCredentials, session: SessionDep, response: Response) -> SessionOut:
+def login(body: LoginCredentials, request: Request, session: SessionDep, response: Response) -> SessionOut:
+    limit_account(request, body.email)
     user = service.log_in(session, body.email, body.password)
     return _start_session(response, user)
 
@@ -81,6 +85,6 @@ def list_api_keys(user: CurrentUser, session: SessionDep) -> list[ApiKeyOut]:
 
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_api_key(key_id: str, user: CurrentUser, session: SessionDep) -> Response:
+def revoke_api_key(key_id: ResourceId, user: CurrentUser, session: SessionDep) -> Response:
     service.revoke_api_key(session, user, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

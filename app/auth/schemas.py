@@ -8,6 +8,7 @@ from pydantic import BaseModel, EmailStr, Field
 
 from app.billing.schemas import SubscriptionOut
 from app.credits.schemas import CreditsOut
+from app.validation import Line
 
 MIN_PASSWORD_LENGTH = 8
 # Argon2 hashes any length, but an unbounded password is a cheap way to burn our CPU.
@@ -15,15 +16,15 @@ MAX_PASSWORD_LENGTH = 1024
 
 
 class Credentials(BaseModel):
-    email: EmailStr = Field(max_length=320)
-    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+    email: EmailStr = Field(max_length=320)  # email-validator refuses control characters itself
+    password: Line = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
 
 
 class LoginCredentials(BaseModel):
     # No length rule here: a login with a short password is simply wrong (401), and
     # telling the caller about our password policy on login leaks nothing useful anyway.
-    email: str = Field(max_length=320)
-    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+    email: Line = Field(max_length=320)
+    password: Line = Field(max_length=MAX_PASSWORD_LENGTH)
 
 
 class SessionOut(BaseModel):
@@ -33,7 +34,7 @@ class SessionOut(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    name: str = Field(default="API key", min_length=1, max_length=100)
+    name: Line = Field(default="API key", min_length=1, max_length=100)
 
 
 class ApiKeyCreated(BaseModel):

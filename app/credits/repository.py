@@ -215,6 +215,21 @@ def activity_page(session: Session, user_id: str, limit: int, after: tuple[datet
     ]
 
 
+def lock_job_count(session: Session, user_id: str) -> None:
+    """Serialize job submissions for one user until the transaction ends, so that counting
+    the active jobs and adding one is a single step (two submissions at once cannot both
+    see room for one more).
+
+    Postgres: a transaction-scoped advisory lock on the user, not a row lock - the credit
+    gate's counter rebuild takes the user's row lock in another transaction, and must not
+    wait for this one. SQLite: the database's write lock (`lock_account`).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("jobs:" + user_id, 0))))
+    else:
+        lock_account(session, user_id)
+
+
 def active_job_count(session: Session, user_id: str, excluding: str | None = None) -> int:
     generations = select(func.count()).select_from(Generation).where(
         Generation.user_id == user_id, Generation.status.in_(ACTIVE_STATUSES), Generation.id != (excluding or "")

@@ -11,6 +11,7 @@ from app.credits import service
 from app.credits.repository import ActivityRow
 from app.credits.schemas import ActivityOut, ActivityPage, LedgerEntryOut, LedgerPage
 from app.db import SessionDep
+from app.validation import Line
 
 router = APIRouter(prefix="/api/v1", tags=["credits"])
 
@@ -20,7 +21,7 @@ def credit_ledger(
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[Line | None, Query(max_length=200)] = None,
 ) -> LedgerPage:
     entries, next_cursor = service.ledger_page(session, user, limit, cursor)
     return LedgerPage(

@@ -10,13 +10,13 @@ and the task, when the job ends:
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy.orm import Session
 
+from app import pagination
 from app.auth.models import User
 from app.billing import entitlements
 from app.config import get_settings
@@ -81,6 +81,8 @@ def check_concurrency(session: Session, user: User, excluding: str | None = None
     """429 rate_limited when the user already has as many queued or running jobs as the
     account allows (app/billing/entitlements.py; generations and fine-tunes together).
     `excluding`: the id of the job being submitted, when it is already written."""
+    # Held until the job is committed: the next submission counts it.
+    repository.lock_job_count(session, user.id)
     rights = entitlements.of(session, user.id, clock())
     limit = rights.max_active_jobs
     active = repository.active_job_count(session, user.id, excluding)
@@ -153,11 +155,11 @@ def take_back(session: Session, user_id: str, wanted: int, reason: LedgerReason,
 def ledger_page(
     session: Session, user: User, limit: int, cursor: str | None
 ) -> tuple[list[CreditLedgerEntry], str | None]:
-    after = _decode_cursor(cursor) if cursor else None
+    after = pagination.decode_cursor(cursor) if cursor else None
     entries = repository.entries_page(session, user.id, limit + 1, after)
     more = len(entries) > limit
     entries = entries[:limit]
-    return entries, (_encode_cursor(entries[-1]) if more else None)
+    return entries, (pagination.encode_cursor(entries[-1].created_at, entries[-1].id) if more else None)
 
 
 def activity_page(
@@ -165,29 +167,8 @@ def activity_page(
 ) -> tuple[list[repository.ActivityRow], str | None]:
     """The ledger as people read it: one line per job (its hold, release and spend
     together), every other entry as it is; newest first."""
-    after = _decode_cursor(cursor) if cursor else None
+    after = pagination.decode_cursor(cursor) if cursor else None
     rows = repository.activity_page(session, user.id, limit + 1, after)
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, (_cursor(rows[-1].at, rows[-1].key) if more else None)
-
-
-def _encode_cursor(entry: CreditLedgerEntry) -> str:
-    return _cursor(entry.created_at, entry.id)
-
-
-def _cursor(moment: datetime, key: str) -> str:
-    raw = f"{moment.isoformat()}|{key}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, entry_id = raw.split("|", 1)
-        moment = datetime.fromisoformat(created_at)
-        if moment.tzinfo is None:
-            raise ValueError(cursor)
-        return moment, entry_id
-    except ValueError as invalid:
-        raise AppError("validation_error", "cursor: is not a cursor this server issued", 422) from invalid
+    return rows, (pagination.encode_cursor(rows[-1].at, rows[-1].key) if more else None)

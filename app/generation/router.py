@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from app.auth.dependencies import CurrentUser
-from app.db import SessionDep
+from app.db import SessionDep, released
 from app.generation import notify, service
 from app.generation.models import Generation
 from app.generation.schemas import (
@@ -22,9 +22,10 @@ from app.generation.schemas import (
     GenerationPage,
     ImageOut,
 )
+from app.validation import Line, ResourceId
 
 router = APIRouter(prefix="/api/v1", tags=["generation"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+IdempotencyKey = Annotated[Line | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
 
 
 def render(job: Generation, queue_position: int | None = None) -> GenerationOut:
@@ -70,7 +71,7 @@ def list_generations(
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[Line | None, Query(max_length=200)] = None,
 ) -> GenerationPage:
     jobs, next_cursor = service.history(session, user, limit, cursor)
     return GenerationPage(items=[render(job) for job in jobs], next_cursor=next_cursor)
@@ -78,7 +79,7 @@ def list_generations(
 
 @router.get("/generations/{job_id}")
 async def get_generation(
-    job_id: str,
+    job_id: ResourceId,
     user: CurrentUser,
     session: SessionDep,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="long-poll: seconds to wait for a change")] = 0,
@@ -86,16 +87,17 @@ async def get_generation(
     view = await run_in_threadpool(service.get_job, session, user, job_id)
     if wait > 0 and not view.job.status.is_final:
         seen = (view.job.status, view.job.progress)
-        # End this request's read transaction first: while it lasts, it sees a snapshot.
-        await run_in_threadpool(session.commit)
-        await service.wait_for_change(user.id, job_id, seen, wait)
+        # End this request's read transaction first (while it lasts, it sees a snapshot)
+        # and give its database slot up while waiting.
+        async with released(session):
+            await service.wait_for_change(user.id, job_id, seen, wait)
         session.expire_all()
         view = await run_in_threadpool(service.get_job, session, user, job_id)
     return render(view.job, view.queue_position)
 
 
 @router.post("/generations/{job_id}/cancel")
-def cancel_generation(job_id: str, user: CurrentUser, session: SessionDep) -> GenerationOut:
+def cancel_generation(job_id: ResourceId, user: CurrentUser, session: SessionDep) -> GenerationOut:
     job = service.cancel(session, user, job_id)
     session.commit()  # then wake anyone long-polling this job
     notify.job_changed(job.id)
@@ -103,13 +105,13 @@ def cancel_generation(job_id: str, user: CurrentUser, session: SessionDep) -> Ge
 
 
 @router.get("/images/{image_id}", response_class=FileResponse)
-def download_image(image_id: str, user: CurrentUser, session: SessionDep) -> FileResponse:
+def download_image(image_id: ResourceId, user: CurrentUser, session: SessionDep) -> FileResponse:
     path, file_name = service.image_download(session, user, image_id)
     return FileResponse(path, media_type="image/png", filename=file_name)
 
 
 @router.get("/generations/{job_id}/archive")
-def download_archive(job_id: str, user: CurrentUser, session: SessionDep) -> Response:
+def download_archive(job_id: ResourceId, user: CurrentUser, session: SessionDep) -> Response:
     data, file_name = service.archive(session, user, job_id)
     return Response(
         data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{file_name}"'}

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
+from app.validation import Line, Text
+
 MAX_PROMPT_CHARS = 1000
 MAX_IMAGES = 8
 MAX_STEPS = 100
@@ -27,14 +29,14 @@ QUALITY_DEFAULT_STEPS = 25
 class GenerationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(max_length=MAX_PROMPT_CHARS)
-    negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
+    prompt: Text = Field(max_length=MAX_PROMPT_CHARS)
+    negative_prompt: Text = Field(default="", max_length=MAX_PROMPT_CHARS)
     # Strict: "3", 3.0 or true are not image counts, step counts or seeds.
     n: StrictInt = Field(default=1, ge=1, le=MAX_IMAGES)
     steps: StrictInt | None = Field(default=None, ge=1, le=MAX_STEPS)
     guidance_scale: StrictFloat | None = Field(default=None, ge=0, le=MAX_GUIDANCE)
     seed: StrictInt | None = Field(default=None, ge=0, le=MAX_SEED)
-    model: str | None = Field(default=None, min_length=1, max_length=64)
+    model: Line | None = Field(default=None, min_length=1, max_length=64)
     profile: Literal["fast", "quality"] = "fast"
 
     @field_validator("prompt")

@@ -7,8 +7,6 @@ after that transaction commits.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import io
 import logging
 import re
@@ -23,13 +21,13 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import storage
+from app import pagination, storage
 from app.auth.models import User
 from app.catalog.service import resolve_model
 from app.config import get_settings
 from app.credits import pricing
 from app.credits import service as credits
-from app.db import new_session
+from app.db import new_session, run_in_slot
 from app.errors import AppError, NotFound, ServiceUnavailable
 from app.generation import lifecycle, notify, repository
 from app.generation.models import Generation, Image
@@ -150,7 +148,7 @@ async def wait_for_change(user_id: str, job_id: str, seen: tuple[JobStatus, floa
             log.warning("long-poll falls back to polling (Redis: %s)", exc)
     while time.monotonic() < deadline:
         await asyncio.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
-        if await asyncio.to_thread(_snapshot, user_id, job_id) != seen:
+        if await run_in_slot(_snapshot, user_id, job_id) != seen:
             return
 
 
@@ -164,7 +162,7 @@ async def _wait_for_notices(redis_url: str, user_id: str, job_id: str, seen, dea
         await pubsub.subscribe(notify.channel(job_id))
         # Subscribed first, then read: a change in between is seen by this read.
         while True:
-            if await asyncio.to_thread(_snapshot, user_id, job_id) != seen:
+            if await run_in_slot(_snapshot, user_id, job_id) != seen:
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -185,29 +183,11 @@ def cancel(session: Session, user: User, job_id: str) -> Generation:
 
 # --- history ----------------------------------------------------------------------------
 def history(session: Session, user: User, limit: int, cursor: str | None) -> tuple[list[Generation], str | None]:
-    after = decode_cursor(cursor) if cursor else None
+    after = pagination.decode_cursor(cursor) if cursor else None
     jobs = repository.page_of(session, user.id, limit + 1, after)
     more = len(jobs) > limit
     jobs = jobs[:limit]
-    return jobs, (encode_cursor(jobs[-1]) if more else None)
-
-
-def encode_cursor(job: Generation) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, job_id = raw.split("|", 1)
-        created_at = datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None or not job_id:
-            raise ValueError(cursor)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise AppError("validation_error", "cursor: is not a cursor this server returned", 422,
-                       fields=[{"field": "cursor", "message": "is invalid"}]) from None
-    return created_at, job_id
+    return jobs, (pagination.encode_cursor(jobs[-1].created_at, jobs[-1].id) if more else None)
 
 
 # --- downloads --------------------------------------------------------------------------

@@ -23,10 +23,12 @@ from app.db import SessionDep
 from app.errors import AppError, validation_error
 from app.pages.product import router as product_router
 from app.pages.rendering import render
+from app.ratelimit import limit_account
+from app.validation import Line
 
 router = APIRouter(include_in_schema=False)
 router.include_router(product_router)
-FormField = Annotated[str, Form()]
+FormField = Annotated[Line, Form()]
 
 
 def _check_form_csrf(request: Request, submitted: str) -> None:
@@ -78,6 +80,7 @@ def _submit_auth_form(
     request: Request, mode: str, csrf_token: str, email: str, authenticate: Callable[[], User]
 ) -> Response:
     _check_form_csrf(request, csrf_token)
+    limit_account(request, email)
     try:
         user = authenticate()
     except ValidationError as invalid:

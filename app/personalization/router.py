@@ -6,6 +6,7 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Body, File, Form, UploadFile
+from fastapi.concurrency import run_in_threadpool
 
 from app.auth.dependencies import CurrentUser
 from app.db import SessionDep
@@ -13,6 +14,7 @@ from app.errors import ServiceUnavailable
 from app.personalization import repository, service
 from app.personalization.schemas import FinetuneCreated, FinetuneOut, FinetuneRequest, SubjectList, SubjectOut
 from app.queue import enqueue
+from app.validation import Line, ResourceId
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["personalization"])
@@ -23,12 +25,14 @@ FINETUNE_TASK = "finetune.run"
 async def create_subject(
     user: CurrentUser,
     session: SessionDep,
-    name: Annotated[str | None, Form()] = None,
-    class_noun: Annotated[str | None, Form()] = None,
+    name: Annotated[Line | None, Form()] = None,
+    class_noun: Annotated[Line | None, Form()] = None,
     images: Annotated[list[UploadFile], File(description="3 to 5 photos of the subject")] = [],  # noqa: B006
 ) -> SubjectOut:
-    subject = await service.create_subject(session, user, name, class_noun, images)
-    return service.subject_view(session, subject)
+    checked = await service.check_subject(name, class_noun, images)
+    # The database and the files are blocking work: in a worker thread, off the event loop.
+    subject = await run_in_threadpool(service.store_subject, session, user, checked)
+    return await run_in_threadpool(service.subject_view, session, subject)
 
 
 @router.get("/subjects", response_model=SubjectList)
@@ -37,13 +41,13 @@ def list_subjects(user: CurrentUser, session: SessionDep) -> SubjectList:
 
 
 @router.get("/subjects/{subject_id}", response_model=SubjectOut)
-def get_subject(subject_id: str, user: CurrentUser, session: SessionDep) -> SubjectOut:
+def get_subject(subject_id: ResourceId, user: CurrentUser, session: SessionDep) -> SubjectOut:
     return service.subject_view(session, service.own_subject(session, user, subject_id))
 
 
 @router.post("/subjects/{subject_id}/finetunes", status_code=202, response_model=FinetuneCreated)
 def start_finetune(
-    subject_id: str,
+    subject_id: ResourceId,
     user: CurrentUser,
     session: SessionDep,
     request: Annotated[FinetuneRequest | None, Body()] = None,
@@ -62,10 +66,10 @@ def start_finetune(
 
 
 @router.get("/finetunes/{finetune_id}", response_model=FinetuneOut)
-def get_finetune(finetune_id: str, user: CurrentUser, session: SessionDep) -> FinetuneOut:
+def get_finetune(finetune_id: ResourceId, user: CurrentUser, session: SessionDep) -> FinetuneOut:
     return service.finetune_view(service.own_finetune(session, user, finetune_id))
 
 
 @router.post("/finetunes/{finetune_id}/cancel", response_model=FinetuneOut)
-def cancel_finetune(finetune_id: str, user: CurrentUser, session: SessionDep) -> FinetuneOut:
+def cancel_finetune(finetune_id: ResourceId, user: CurrentUser, session: SessionDep) -> FinetuneOut:
     return service.finetune_view(service.cancel_finetune(session, user, finetune_id))

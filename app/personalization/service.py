@@ -30,6 +30,7 @@ from app.personalization.schemas import (
     SubjectOut,
 )
 from app.personalization.tokens import pick_token
+from app.validation import printable
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,16 @@ class Problem:
 
 
 # --- subjects ---------------------------------------------------------------------------
-async def create_subject(
-    session: Session, user: User, name: str | None, class_noun: str | None, images: list[UploadFile]
-) -> Subject:
-    """Check everything first; store nothing unless every field and every photo is good."""
+@dataclass(frozen=True)
+class CheckedSubject:
+    name: str
+    class_noun: str
+    photos: list[uploads.CheckedPhoto]
+
+
+async def check_subject(name: str | None, class_noun: str | None, images: list[UploadFile]) -> CheckedSubject:
+    """Every field and every photo checked (422 naming each problem), before anything is
+    stored. Async: the photos are decoded in worker threads, a bounded number at once."""
     # 1. fields and count
     problems = _field_problems(name, class_noun)
     if not uploads.MIN_PHOTOS <= len(images) <= uploads.MAX_PHOTOS:
@@ -52,15 +59,19 @@ async def create_subject(
     rejected += uploads.duplicates(checked)
     if problems or rejected:
         raise _subject_rejected(problems, rejected)
-    # 3. store: rows in this transaction, files in the user's private folder
+    return CheckedSubject(_clean_name(name), _clean_noun(class_noun), checked)
+
+
+def store_subject(session: Session, user: User, checked: CheckedSubject) -> Subject:
+    """Rows in this transaction, files in the user's private folder."""
     subject = Subject(
-        id=new_id(), user_id=user.id, name=_clean_name(name), class_noun=_clean_noun(class_noun),
+        id=new_id(), user_id=user.id, name=checked.name, class_noun=checked.class_noun,
         token=pick_token(get_settings().model_path, repository.tokens_of(session, user.id)),
     )
     session.add(subject)
     written = []
     try:
-        for photo in checked:
+        for photo in checked.photos:
             relative = f"uploads/{user.id}/subjects/{subject.id}/{new_id()}.png"
             written.append(storage.write_bytes(relative, photo.png))
             session.add(SubjectPhoto(subject_id=subject.id, path=relative, sha256=photo.sha256,
@@ -80,7 +91,7 @@ async def _check_photos(images: list[UploadFile]) -> tuple[list[uploads.CheckedP
     for index, upload in enumerate(images[: uploads.MAX_PHOTOS + 1]):  # a wrong count is reported anyway
         filename = _display_name(upload.filename, index)
         data = await uploads.read_bounded(upload, limit)
-        result = uploads.too_large(filename, limit) if data is None else uploads.check_photo(filename, data)
+        result = uploads.too_large(filename, limit) if data is None else await uploads.check_off_loop(filename, data)
         (checked if isinstance(result, uploads.CheckedPhoto) else rejected).append(result)
     return checked, rejected
 
@@ -121,7 +132,7 @@ def _clean_noun(noun: str | None) -> str:
 
 
 def _display_name(filename: str | None, index: int) -> str:
-    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    base = printable(filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
     return base[:200] or f"file {index + 1}"
 
 

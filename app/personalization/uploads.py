@@ -3,7 +3,9 @@
 Every file is read in bounded chunks (a file over the limit stops being read one chunk past
 it), decoded fully by Pillow (a truncated file fails here, not in the worker hours later),
 turned upright by its EXIF orientation and measured. Decompression bombs are refused from
-the header alone, before a single pixel is decoded.
+the header alone, before a single pixel is decoded. Decoding a large photo takes seconds
+and hundreds of MB: it runs in a worker thread, at most `max_concurrent_photo_decodes` at
+once per process (`check_off_loop`), so the event loop keeps answering meanwhile.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ import hashlib
 import io
 from dataclasses import dataclass
 
+import anyio
 from fastapi import UploadFile
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from app.concurrency import bounded
+from app.config import get_settings
 
 MIN_PHOTOS, MAX_PHOTOS = 3, 5
 MIN_SIDE_PX = 64
@@ -22,6 +28,9 @@ MIN_SIDE_PX = 64
 # so the size is also checked here, from the header, before decoding.
 MAX_PHOTO_PIXELS = 8192 * 8192
 READ_CHUNK_BYTES = 1024 * 1024
+# An upload waiting longer than this for a decoding turn is answered 503 (load shed).
+DECODE_WAIT_S = 60.0
+EXIF_ORIENTATION = 0x0112
 
 Image.MAX_IMAGE_PIXELS = MAX_PHOTO_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # the default; a truncated photo must fail to load
@@ -55,17 +64,25 @@ async def read_bounded(upload: UploadFile, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+async def check_off_loop(filename: str, data: bytes) -> CheckedPhoto | Rejection:
+    """`check_photo` in a worker thread, a bounded number at once per process."""
+    async with bounded("photo-decodes", get_settings().max_concurrent_photo_decodes, DECODE_WAIT_S):
+        return await anyio.to_thread.run_sync(check_photo, filename, data)
+
+
 def check_photo(filename: str, data: bytes) -> CheckedPhoto | Rejection:
     """Decode one photo completely; a Rejection says in words what is wrong with it."""
     if not data:
         return Rejection(filename, "the file is empty")
     try:
-        with Image.open(io.BytesIO(data)) as opened:
-            width, height = opened.size
-            if width * height > MAX_PHOTO_PIXELS:
-                return Rejection(filename, _too_many_pixels(width, height))
-            opened.load()  # decodes every byte: truncated or corrupt data fails here
-            upright = ImageOps.exif_transpose(opened).convert("RGB")
+        # No `with`: closing would free the pixels that `upright` may share (the file is
+        # a BytesIO, nothing to release).
+        opened = Image.open(io.BytesIO(data))
+        width, height = opened.size
+        if width * height > MAX_PHOTO_PIXELS:
+            return Rejection(filename, _too_many_pixels(width, height))
+        opened.load()  # decodes every byte: truncated or corrupt data fails here
+        upright = _upright_rgb(opened)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # the warning, when made an error
         return Rejection(filename, _too_many_pixels(None, None))
     except UnidentifiedImageError:
@@ -79,6 +96,13 @@ def check_photo(filename: str, data: bytes) -> CheckedPhoto | Rejection:
     encoded = io.BytesIO()
     upright.save(encoded, format="PNG", compress_level=1)
     return CheckedPhoto(filename, hashlib.sha256(data).hexdigest(), encoded.getvalue(), upright.width, upright.height)
+
+
+def _upright_rgb(image: Image.Image) -> Image.Image:
+    # Copies only when needed: each full-size copy of a 48-megapixel photo is ~150 MB.
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def too_large(filename: str, limit: int) -> Rejection:

@@ -44,7 +44,8 @@ def test_logins_per_account_do_not_lock_out_other_accounts(limited_app) -> None:
     assert [client.post("/api/v1/auth/login", json=wrong).status_code for _ in range(2)] == [401, 401]
     assert_limited(client.post("/api/v1/auth/login", json=wrong | {"email": "VICTIM@example.com"}))
     assert client.post("/api/v1/auth/login", json=wrong | {"email": "other@example.com"}).status_code == 401
-    page = client.post("/login", data=wrong, headers={"accept": "text/html"})
+    client.cookies.set("imagebooth_csrf", "form-token")
+    page = client.post("/login", data=wrong | {"csrf_token": "form-token"}, headers={"accept": "text/html"})
     assert page.status_code == 429 and page.headers["Retry-After"]
 
 
