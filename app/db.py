@@ -27,8 +27,8 @@ from fastapi import Depends
 from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import Settings, get_settings
 from app.concurrency import acquire, loop_semaphore
+from app.config import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 POSTGRES_CONNECT_TIMEOUT_S = 3

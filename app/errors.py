@@ -104,7 +104,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
     for item in exc.errors():
         if item.get("type") == ID_NOT_FOUND:  # an id that cannot exist names nothing: 404
-            return render_error(request, NotFound(str(item["loc"][-1]).removesuffix("_id").replace("_", " ")))
+            return render_error(request, NotFound(item["ctx"]["what"]))
     return render_error(request, validation_error(exc.errors()))
 
 

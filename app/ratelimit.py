@@ -112,7 +112,7 @@ class RateLimiter:
         if time.monotonic() >= self._shared_down_until:
             try:
                 return self._count(self.shared, kind, ip, who)
-            except Exception:  # noqa: BLE001 - any storage failure: Redis is down or stuck
+            except Exception:  # any storage failure: Redis is down or stuck
                 log.warning("rate limit storage unreachable; %s limits %s", kind,
                             "counted in memory" if WHEN_STORAGE_DOWN[kind] == "local" else "not applied",
                             exc_info=True)

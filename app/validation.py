@@ -46,10 +46,13 @@ def _check(multiline: bool):
     return check
 
 
-def _check_id(value: str) -> str:
-    if not ID_PATTERN.match(value):
-        raise PydanticCustomError(ID_NOT_FOUND, "no such object")
-    return value
+def _id_of(what: str):
+    def check(value: str) -> str:
+        if not ID_PATTERN.match(value):
+            raise PydanticCustomError(ID_NOT_FOUND, "{what} not found", {"what": what})
+        return value
+
+    return check
 
 
 def is_id(value: str) -> bool:
@@ -65,5 +68,10 @@ def printable(value: str) -> str:
 Line = Annotated[str, AfterValidator(_check(multiline=False))]
 # Text that may span lines: prompts.
 Text = Annotated[str, AfterValidator(_check(multiline=True))]
-# An object's id in a path: anything that is not an id answers 404 (app.errors).
-ResourceId = Annotated[str, AfterValidator(_check_id)]
+# Ids in paths: anything that is not an id answers 404 (app.errors), as a missing object does.
+GenerationId = Annotated[str, AfterValidator(_id_of("generation"))]
+ImageId = Annotated[str, AfterValidator(_id_of("image"))]
+SubjectId = Annotated[str, AfterValidator(_id_of("subject"))]
+FinetuneId = Annotated[str, AfterValidator(_id_of("fine-tune"))]
+ModelId = Annotated[str, AfterValidator(_id_of("model"))]
+ApiKeyId = Annotated[str, AfterValidator(_id_of("API key"))]

@@ -22,7 +22,7 @@ from app.credits import service as credits_service
 from app.credits.schemas import CreditsOut
 from app.db import SessionDep
 from app.ratelimit import limit_account
-from app.validation import ResourceId
+from app.validation import ApiKeyId
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -85,6 +85,6 @@ def list_api_keys(user: CurrentUser, session: SessionDep) -> list[ApiKeyOut]:
 
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_api_key(key_id: ResourceId, user: CurrentUser, session: SessionDep) -> Response:
+def revoke_api_key(key_id: ApiKeyId, user: CurrentUser, session: SessionDep) -> Response:
     service.revoke_api_key(session, user, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,6 +4,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from app.validation import Line
+
 
 class PackOut(BaseModel):
     id: str
@@ -36,7 +38,7 @@ class PlansOut(BaseModel):
 
 
 class CheckoutIn(BaseModel):
-    pack: str = Field(min_length=1, max_length=64)
+    pack: Line = Field(min_length=1, max_length=64)
 
 
 class SubscribeIn(BaseModel):

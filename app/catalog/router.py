@@ -10,7 +10,7 @@ from app.auth.dependencies import CurrentUser
 from app.catalog import service
 from app.catalog.schemas import ModelOut, ModelPrices
 from app.db import SessionDep
-from app.validation import ResourceId
+from app.validation import ModelId
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
 
@@ -24,7 +24,7 @@ def list_models(user: CurrentUser, session: SessionDep) -> list[ModelOut]:
 
 
 @router.delete("/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_model(model_id: ResourceId, user: CurrentUser, session: SessionDep, background: BackgroundTasks) -> Response:
+def delete_model(model_id: ModelId, user: CurrentUser, session: SessionDep, background: BackgroundTasks) -> Response:
     folder = service.delete_model(session, user, model_id)
     if folder is not None:
         # Background tasks run after the response, so after the request's commit: files are

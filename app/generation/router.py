@@ -22,7 +22,7 @@ from app.generation.schemas import (
     GenerationPage,
     ImageOut,
 )
-from app.validation import Line, ResourceId
+from app.validation import GenerationId, ImageId, Line
 
 router = APIRouter(prefix="/api/v1", tags=["generation"])
 IdempotencyKey = Annotated[Line | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
@@ -79,7 +79,7 @@ def list_generations(
 
 @router.get("/generations/{job_id}")
 async def get_generation(
-    job_id: ResourceId,
+    job_id: GenerationId,
     user: CurrentUser,
     session: SessionDep,
     wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S, description="long-poll: seconds to wait for a change")] = 0,
@@ -97,7 +97,7 @@ async def get_generation(
 
 
 @router.post("/generations/{job_id}/cancel")
-def cancel_generation(job_id: ResourceId, user: CurrentUser, session: SessionDep) -> GenerationOut:
+def cancel_generation(job_id: GenerationId, user: CurrentUser, session: SessionDep) -> GenerationOut:
     job = service.cancel(session, user, job_id)
     session.commit()  # then wake anyone long-polling this job
     notify.job_changed(job.id)
@@ -105,13 +105,13 @@ def cancel_generation(job_id: ResourceId, user: CurrentUser, session: SessionDep
 
 
 @router.get("/images/{image_id}", response_class=FileResponse)
-def download_image(image_id: ResourceId, user: CurrentUser, session: SessionDep) -> FileResponse:
+def download_image(image_id: ImageId, user: CurrentUser, session: SessionDep) -> FileResponse:
     path, file_name = service.image_download(session, user, image_id)
     return FileResponse(path, media_type="image/png", filename=file_name)
 
 
 @router.get("/generations/{job_id}/archive")
-def download_archive(job_id: ResourceId, user: CurrentUser, session: SessionDep) -> Response:
+def download_archive(job_id: GenerationId, user: CurrentUser, session: SessionDep) -> Response:
     data, file_name = service.archive(session, user, job_id)
     return Response(
         data, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{file_name}"'}

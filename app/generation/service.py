@@ -14,7 +14,6 @@ import secrets
 import time
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from redis.exceptions import RedisError

@@ -26,7 +26,7 @@ from app.model_base import JobStatus
 from app.models import TrainedModel
 from app.pages.rendering import render
 from app.personalization import service as personalization_service
-from app.validation import ResourceId
+from app.validation import FinetuneId
 
 router = APIRouter(include_in_schema=False)
 CHECKOUT_RETURNS = {"success": "/credits/success", "canceled": "/credits/cancel"}
@@ -73,7 +73,7 @@ def personalize_page(request: Request, user: OptionalUser, session: SessionDep) 
 
 
 @router.get("/finetunes/{finetune_id}")
-def finetune_page(finetune_id: ResourceId, request: Request, user: OptionalUser, session: SessionDep) -> Response:
+def finetune_page(finetune_id: FinetuneId, request: Request, user: OptionalUser, session: SessionDep) -> Response:
     if user is None:
         return _login_redirect()
     finetune = personalization_service.own_finetune(session, user, finetune_id)  # 404 page for others
@@ -82,7 +82,7 @@ def finetune_page(finetune_id: ResourceId, request: Request, user: OptionalUser,
 
 
 @router.get("/finetunes/{finetune_id}/validation/{index}")
-def validation_picture(finetune_id: ResourceId, index: int, user: OptionalUser, session: SessionDep) -> Response:
+def validation_picture(finetune_id: FinetuneId, index: int, user: OptionalUser, session: SessionDep) -> Response:
     if user is None:
         raise NotFound("picture")
     finetune = personalization_service.own_finetune(session, user, finetune_id)

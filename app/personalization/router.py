@@ -14,7 +14,7 @@ from app.errors import ServiceUnavailable
 from app.personalization import repository, service
 from app.personalization.schemas import FinetuneCreated, FinetuneOut, FinetuneRequest, SubjectList, SubjectOut
 from app.queue import enqueue
-from app.validation import Line, ResourceId
+from app.validation import FinetuneId, Line, SubjectId
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["personalization"])
@@ -41,13 +41,13 @@ def list_subjects(user: CurrentUser, session: SessionDep) -> SubjectList:
 
 
 @router.get("/subjects/{subject_id}", response_model=SubjectOut)
-def get_subject(subject_id: ResourceId, user: CurrentUser, session: SessionDep) -> SubjectOut:
+def get_subject(subject_id: SubjectId, user: CurrentUser, session: SessionDep) -> SubjectOut:
     return service.subject_view(session, service.own_subject(session, user, subject_id))
 
 
 @router.post("/subjects/{subject_id}/finetunes", status_code=202, response_model=FinetuneCreated)
 def start_finetune(
-    subject_id: ResourceId,
+    subject_id: SubjectId,
     user: CurrentUser,
     session: SessionDep,
     request: Annotated[FinetuneRequest | None, Body()] = None,
@@ -66,10 +66,10 @@ def start_finetune(
 
 
 @router.get("/finetunes/{finetune_id}", response_model=FinetuneOut)
-def get_finetune(finetune_id: ResourceId, user: CurrentUser, session: SessionDep) -> FinetuneOut:
+def get_finetune(finetune_id: FinetuneId, user: CurrentUser, session: SessionDep) -> FinetuneOut:
     return service.finetune_view(service.own_finetune(session, user, finetune_id))
 
 
 @router.post("/finetunes/{finetune_id}/cancel", response_model=FinetuneOut)
-def cancel_finetune(finetune_id: ResourceId, user: CurrentUser, session: SessionDep) -> FinetuneOut:
+def cancel_finetune(finetune_id: FinetuneId, user: CurrentUser, session: SessionDep) -> FinetuneOut:
     return service.finetune_view(service.cancel_finetune(session, user, finetune_id))
