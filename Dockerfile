@@ -28,7 +28,9 @@ USER imagebooth
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
-CMD ["python", "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "*"]
+# Forwarded headers are believed only from IMAGEBOOTH_TRUSTED_PROXIES (default: none), in
+# the app itself; uvicorn's own handling is off so that it cannot trust anyone else.
+CMD ["python", "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]
 
 FROM base AS worker
 # torch first, pinned, so the ML extras resolve against it.
