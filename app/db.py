@@ -58,15 +58,13 @@ def _create_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 5}, **pool)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    statement_timeout_ms = int(settings.db_statement_timeout_s * 1000)
+    # A statement (or a lock wait) running longer is canceled: a 503, not a hang. Added to
+    # any `options` the URL carries (connect_args would replace them).
+    options = f"{make_url(url).query.get('options') or ''} -c statement_timeout={int(settings.db_statement_timeout_s * 1000)}"
     return create_engine(
         url,
         pool_pre_ping=True,
-        connect_args={
-            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
-            # A statement (or a lock wait) running longer is canceled: a 503, not a hang.
-            "options": f"-c statement_timeout={statement_timeout_ms}",
-        },
+        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S, "options": options.strip()},
         **pool,
     )
 

@@ -284,3 +284,21 @@ def test_credits_and_api_keys_pages(page, sign_up, screenshot) -> None:
     page.reload()
     expect(page.locator("#no-keys")).to_be_visible()
     assert page.get_by_label("Your new API key").is_hidden()  # shown once
+
+
+def test_api_docs_work_offline(page, server, screenshot) -> None:
+    # Any request to another site fails, as it would on a machine without internet.
+    outside: list[str] = []
+
+    def only_this_server(route) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto("/api/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/api/v1/generations").first).to_be_visible()
+    screenshot(page, "api-docs")
+    assert outside == []
