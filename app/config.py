@@ -124,10 +124,12 @@ class Settings(BaseSettings):
     max_concurrent_photo_decodes: int = Field(2, ge=1)
 
     # The database pool of one web process. `db_pool_size` is also how many requests use
-    # the database at once (the others wait, on the event loop, at most `db_pool_timeout_s`,
-    # then get 503 with Retry-After); the overflow is headroom for the rare second
-    # connection (a credit counter rebuild). Statements running longer are canceled (503).
+    # the database at once; up to `db_max_waiting` more wait their turn (on the event loop,
+    # at most `db_pool_timeout_s`); beyond that, or after that, 503 with Retry-After. The
+    # overflow is headroom for the rare second connection (a credit counter rebuild).
+    # Statements running longer than `db_statement_timeout_s` are canceled (503).
     db_pool_size: int = Field(10, ge=1)
+    db_max_waiting: int = Field(50, ge=0)
     db_max_overflow: int = Field(5, ge=0)
     db_pool_timeout_s: float = Field(5.0, gt=0)
     db_statement_timeout_s: float = Field(15.0, gt=0)

@@ -13,7 +13,6 @@ pool deadlocks until its timeout.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -27,7 +26,7 @@ from fastapi import Depends
 from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.concurrency import acquire, loop_semaphore
+from app.concurrency import Bound, loop_bound
 from app.config import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -120,21 +119,21 @@ _SLOTS = "database"
 _SLOT = "imagebooth.slot"
 
 
-async def _acquire(timeout_s: float | None = None) -> asyncio.Semaphore:
+async def _acquire(timeout_s: float | None = None) -> Bound:
     settings = get_settings()
-    semaphore = loop_semaphore(_SLOTS, settings.db_pool_size)
-    await acquire(semaphore, timeout_s or settings.db_pool_timeout_s)
-    return semaphore
+    bound = loop_bound(_SLOTS, settings.db_pool_size, settings.db_max_waiting)
+    await bound.acquire(timeout_s or settings.db_pool_timeout_s)
+    return bound
 
 
 @asynccontextmanager
 async def database_slot(timeout_s: float | None = None) -> AsyncIterator[None]:
     """Hold one of the process's database slots (503 when none frees up in time)."""
-    semaphore = await _acquire(timeout_s)
+    bound = await _acquire(timeout_s)
     try:
         yield
     finally:
-        semaphore.release()
+        bound.release()
 
 
 async def run_in_slot(function: Callable[..., T], *args: Any, timeout_s: float | None = None) -> T:
@@ -144,9 +143,9 @@ async def run_in_slot(function: Callable[..., T], *args: Any, timeout_s: float |
 
 
 async def _request_session() -> AsyncIterator[Session]:
-    semaphore = await _acquire()
+    bound = await _acquire()
     session = new_session()
-    session.info[_SLOT] = semaphore
+    session.info[_SLOT] = bound
     try:
         yield session
         await anyio.to_thread.run_sync(session.commit)
@@ -159,7 +158,7 @@ async def _request_session() -> AsyncIterator[Session]:
             await anyio.to_thread.run_sync(session.close)
         # A long-poll may have given the slot up (see `released`) and failed to get it back.
         if session.info.pop(_SLOT, None) is not None:
-            semaphore.release()
+            bound.release()
 
 
 @asynccontextmanager
@@ -167,8 +166,7 @@ async def released(session: Session) -> AsyncIterator[None]:
     """Commit the request's session and give its slot (and connection) up while the
     block waits - a long-poll - then take a slot again (503 when none frees up)."""
     await anyio.to_thread.run_sync(session.commit)
-    semaphore = session.info.pop(_SLOT)
-    semaphore.release()
+    session.info.pop(_SLOT).release()
     try:
         yield
     finally:

@@ -52,8 +52,10 @@ class NotFound(AppError):
 
 
 class ServiceUnavailable(AppError):
-    def __init__(self, message: str = "The service is temporarily unavailable; try again shortly.") -> None:
-        super().__init__("service_unavailable", message, 503, headers={"Retry-After": "5"})
+    def __init__(
+        self, message: str = "The service is temporarily unavailable; try again shortly.", retry_after_s: int = 5
+    ) -> None:
+        super().__init__("service_unavailable", message, 503, headers={"Retry-After": str(retry_after_s)})
 
 
 def wants_json(request: Request) -> bool:

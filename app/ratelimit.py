@@ -175,8 +175,14 @@ class RateLimitMiddleware:
         if rule is None or self.limiter is None:
             await self.app(scope, receive, send)
             return
-        # 1. who is asking: the caller for jobs and uploads (accounts are the route's)
-        who = await self._caller_of(scope) if rule.kind != "auth" else None
+        # 1. who is asking: the caller for jobs and uploads (accounts are the route's);
+        #    errors here (no database slot in time) are answered here: this runs outside
+        #    the app's exception handlers
+        try:
+            who = await self._caller_of(scope) if rule.kind != "auth" else None
+        except AppError as refused:
+            await render_error(Request(scope, receive), refused)(scope, receive, send)
+            return
         ip = (scope.get("client") or ("unknown", 0))[0]
         # 2. count and decide
         verdict = await anyio.to_thread.run_sync(self.limiter.check, rule.kind, ip, who)

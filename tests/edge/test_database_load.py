@@ -44,7 +44,7 @@ def at_once(count: int, call) -> list:
 def test_many_concurrent_requests_on_a_small_pool_all_answer(served_with, accounts) -> None:
     # More requests than worker threads (40) and than connections: before the slots, the
     # requests holding connections waited for threads that waited for connections.
-    client = served_with(DB_POOL_SIZE="2", DB_MAX_OVERFLOW="0", DB_POOL_TIMEOUT_S="60")
+    client = served_with(DB_POOL_SIZE="2", DB_MAX_OVERFLOW="0", DB_POOL_TIMEOUT_S="60", DB_MAX_WAITING="1000")
     accounts.signup(client)
     statuses = at_once(CONCURRENT, lambda: client.get("/api/v1/me").status_code)
     assert statuses == [200] * CONCURRENT
@@ -67,6 +67,38 @@ def test_no_free_slot_in_time_is_503_with_retry_after(served_with, accounts) -> 
     assert ready.status_code == 503 and ready.json()["error"]["checks"]["database"] == "busy"
     assert client.get("/healthz").status_code == 200  # liveness needs no slot
     assert client.get("/api/v1/me").status_code == 200  # and the slot is back
+
+
+def test_a_full_queue_sheds_at_once_with_a_short_retry_after(served_with, accounts) -> None:
+    from app import db
+
+    client = served_with(DB_POOL_SIZE="1", DB_MAX_WAITING="0", DB_POOL_TIMEOUT_S="60")
+    accounts.signup(client)
+    assert client.portal is not None
+    held = client.portal.call(db._acquire)
+    try:
+        shed = client.get("/api/v1/me")  # would wait 60 s for the slot if it queued
+    finally:
+        client.portal.call(held.release)
+    assert shed.status_code == 503 and shed.headers["Retry-After"] == "1"
+    assert client.get("/api/v1/me").status_code == 200
+
+
+def test_the_rate_limiters_api_key_lookup_sheds_too(served_with, accounts) -> None:
+    # The lookup runs in a middleware, outside the app's exception handlers: it answers
+    # its own 503 (it was a 500 under load).
+    from app import db
+
+    client = served_with(DB_POOL_SIZE="1", DB_MAX_WAITING="0", DB_POOL_TIMEOUT_S="60")
+    accounts.signup(client)
+    key = accounts.api_key(client)["key"]
+    held = client.portal.call(db._acquire)
+    try:
+        shed = client.post("/api/v1/generations", json={"prompt": "a red circle"},
+                           headers={"Authorization": f"Bearer {key}"})
+    finally:
+        client.portal.call(held.release)
+    assert shed.status_code == 503 and shed.json()["error"]["code"] == "service_unavailable"
 
 
 def test_a_statement_waiting_too_long_is_503_with_retry_after(served_with, accounts, backend) -> None:
