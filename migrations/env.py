@@ -36,6 +36,9 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     url = _database_url()
     with engine_for(url).connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # The statement timeout is for requests; a migration (one transaction) may take its time.
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

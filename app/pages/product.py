@@ -26,7 +26,7 @@ from app.model_base import JobStatus
 from app.models import TrainedModel
 from app.pages.rendering import render
 from app.personalization import service as personalization_service
-from app.validation import FinetuneId
+from app.validation import FinetuneId, is_id
 
 router = APIRouter(include_in_schema=False)
 CHECKOUT_RETURNS = {"success": "/credits/success", "canceled": "/credits/cancel"}
@@ -73,9 +73,11 @@ def personalize_page(request: Request, user: OptionalUser, session: SessionDep) 
 
 
 @router.get("/finetunes/{finetune_id}")
-def finetune_page(finetune_id: FinetuneId, request: Request, user: OptionalUser, session: SessionDep) -> Response:
+def finetune_page(finetune_id: str, request: Request, user: OptionalUser, session: SessionDep) -> Response:
     if user is None:
-        return _login_redirect()
+        return _login_redirect()  # before anything about the id is said
+    if not is_id(finetune_id):
+        raise NotFound("fine-tune")
     finetune = personalization_service.own_finetune(session, user, finetune_id)  # 404 page for others
     return _page(request, session, user, "finetune.html", "personalize",
                  finetune_id=finetune.id, validation=_validation_pictures(session, finetune))

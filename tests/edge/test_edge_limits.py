@@ -32,13 +32,13 @@ def signup(client: TestClient, number: int, **headers: str):
 
 # --- forwarded headers ------------------------------------------------------------------------
 def test_forwarded_for_is_ignored_without_trusted_proxies(app_with) -> None:
-    client = app_with(RATE_LIMIT_AUTH_PER_IP="2/minute")
+    client = app_with(RATE_LIMIT_AUTH_PER_IP="2/hour")
     answers = [signup(client, i, **{"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(3)]
     assert answers == [201, 201, 429]  # rotating the header changes nothing
 
 
 def test_forwarded_for_names_the_client_behind_a_trusted_proxy(app_with) -> None:
-    client = app_with(peer="10.0.0.5", RATE_LIMIT_AUTH_PER_IP="2/minute", TRUSTED_PROXIES="10.0.0.0/8")
+    client = app_with(peer="10.0.0.5", RATE_LIMIT_AUTH_PER_IP="2/hour", TRUSTED_PROXIES="10.0.0.0/8")
     rotating = [signup(client, i, **{"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(3)]
     assert rotating == [201, 201, 201]  # three different clients
     same = [signup(client, 10 + i, **{"X-Forwarded-For": "198.51.100.99"}).status_code for i in range(3)]
@@ -46,7 +46,7 @@ def test_forwarded_for_names_the_client_behind_a_trusted_proxy(app_with) -> None
 
 
 def test_forwarded_for_from_an_untrusted_peer_is_ignored(app_with) -> None:
-    client = app_with(peer="192.0.2.1", RATE_LIMIT_AUTH_PER_IP="2/minute", TRUSTED_PROXIES="10.0.0.5")
+    client = app_with(peer="192.0.2.1", RATE_LIMIT_AUTH_PER_IP="2/hour", TRUSTED_PROXIES="10.0.0.5")
     answers = [signup(client, i, **{"X-Forwarded-For": f"10.0.0.{i}"}).status_code for i in range(3)]
     assert answers == [201, 201, 429]
 
@@ -92,7 +92,7 @@ LOGIN_SPELLINGS = {
 
 @pytest.mark.parametrize("spelling", LOGIN_SPELLINGS, ids=list(LOGIN_SPELLINGS))
 def test_the_per_account_login_limit_holds_whatever_the_content_type(app_with, spelling) -> None:
-    client = app_with(RATE_LIMIT_AUTH_PER_ACCOUNT="2/minute")
+    client = app_with(RATE_LIMIT_AUTH_PER_ACCOUNT="2/hour")
     client.cookies.set("imagebooth_csrf", "t")
     login = LOGIN_SPELLINGS[spelling]
     answers = [login(client, {"email": "Victim@Example.com", "password": "wrong password"}).status_code for _ in range(3)]
@@ -109,7 +109,7 @@ def upload(client: TestClient, headers: dict[str, str]):
 
 
 def test_uploads_are_limited_per_user(app_with, accounts) -> None:
-    client = app_with(RATE_LIMIT_UPLOADS_PER_USER="2/minute", RATE_LIMIT_UPLOADS_PER_IP="100/minute")
+    client = app_with(RATE_LIMIT_UPLOADS_PER_USER="2/hour", RATE_LIMIT_UPLOADS_PER_IP="100/hour")
     accounts.signup(client)
     answers = [upload(client, accounts.csrf(client)) for _ in range(3)]
     assert [answer.status_code for answer in answers] == [201, 201, 429]
@@ -120,7 +120,7 @@ def test_uploads_are_limited_per_user(app_with, accounts) -> None:
 
 
 def test_uploads_are_limited_per_ip(app_with, accounts) -> None:
-    client = app_with(RATE_LIMIT_UPLOADS_PER_USER="100/minute", RATE_LIMIT_UPLOADS_PER_IP="2/minute")
+    client = app_with(RATE_LIMIT_UPLOADS_PER_USER="100/hour", RATE_LIMIT_UPLOADS_PER_IP="2/hour")
     accounts.signup(client)
     assert upload(client, accounts.csrf(client)).status_code == 201
     other = TestClient(client.app, raise_server_exceptions=False, client=("203.0.113.7", 40001))
@@ -133,8 +133,8 @@ def test_with_redis_down_login_limits_count_in_memory_and_job_limits_let_through
     from app.config import get_settings
     from app.ratelimit import RateLimiter
 
-    env_override(REDIS_URL=DEAD_REDIS, BROKER_URL="memory://", RATE_LIMIT_AUTH_PER_ACCOUNT="2/minute",
-                 RATE_LIMIT_UPLOADS_PER_USER="1/minute", RATE_LIMIT_JOBS_PER_USER="1/minute")
+    env_override(REDIS_URL=DEAD_REDIS, BROKER_URL="memory://", RATE_LIMIT_AUTH_PER_ACCOUNT="2/hour",
+                 RATE_LIMIT_UPLOADS_PER_USER="1/hour", RATE_LIMIT_JOBS_PER_USER="1/hour")
     limiter = RateLimiter(get_settings())
     auth = [limiter.check("auth", None, "account:victim") for _ in range(3)]
     assert [verdict is not None and verdict.allowed for verdict in auth] == [True, True, False]
@@ -147,7 +147,7 @@ def test_with_redis_down_the_login_limit_still_answers_429(app_with) -> None:
     from app.config import get_settings
 
     broker = get_settings().broker_url
-    client = app_with(REDIS_URL=DEAD_REDIS, BROKER_URL=broker, RATE_LIMIT_AUTH_PER_ACCOUNT="2/minute")
+    client = app_with(REDIS_URL=DEAD_REDIS, BROKER_URL=broker, RATE_LIMIT_AUTH_PER_ACCOUNT="2/hour")
     wrong = {"email": "victim@example.com", "password": "wrong password"}
     answers = [client.post("/api/v1/auth/login", json=wrong) for _ in range(3)]
     assert [answer.status_code for answer in answers] == [401, 401, 429]
