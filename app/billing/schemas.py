@@ -42,7 +42,7 @@ class CheckoutIn(BaseModel):
 
 
 class SubscribeIn(BaseModel):
-    plan: str = Field(min_length=1, max_length=64)
+    plan: Line = Field(min_length=1, max_length=64)
 
 
 class CheckoutOut(BaseModel):

@@ -35,7 +35,7 @@ def credit_activity(
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[Line | None, Query(max_length=200)] = None,
 ) -> ActivityPage:
     """The ledger grouped as people read it: one line per job, newest first."""
     rows, next_cursor = service.activity_page(session, user, limit, cursor)

@@ -133,6 +133,9 @@ CASES |= {
                                           {"params": {"cursor": cursor_of(f"2026-01-01T00:00:00+00:00|{NUL}")}}),
     "ledger cursor after year 9999 in UTC": Case("GET", "/api/v1/credits/ledger", 422, "cursor",
                                                  {"params": {"cursor": cursor_of(f"9999-12-31T23:59:59-14:00|{ID}")}}),
+    "activity cursor with NUL": Case("GET", "/api/v1/credits/activity", 422, "cursor", {"params": {"cursor": NUL}}),
+    "activity cursor naming a NUL key": Case("GET", "/api/v1/credits/activity", 422, "cursor",
+                                             {"params": {"cursor": cursor_of(f"2026-01-01T00:00:00+00:00|generation:{NUL}")}}),
     "ledger limit = 10**30": Case("GET", "/api/v1/credits/ledger", 422, "limit", {"params": {"limit": str(10**30)}}),
 }
 
@@ -174,6 +177,9 @@ CASES |= {
     "API key name empty": Case("POST", "/api/v1/api-keys", 422, "name", {"json": {"name": ""}}),
     "checkout pack with a lone surrogate": Case("POST", "/api/v1/billing/checkout", 422, "pack",
                                                 raw_json('{"pack": ' + SURROGATE_JSON + "}")),
+    "subscribe plan with NUL": Case("POST", "/api/v1/billing/subscribe", 422, "plan", {"json": {"plan": f"pro{NUL}"}}),
+    "subscribe plan with a lone surrogate": Case("POST", "/api/v1/billing/subscribe", 422, "plan",
+                                                 raw_json('{"plan": ' + SURROGATE_JSON + "}")),
     "checkout pack with NUL": Case("POST", "/api/v1/billing/checkout", 422, "pack", {"json": {"pack": f"starter{NUL}"}}),
 }
 
