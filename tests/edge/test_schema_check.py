@@ -63,3 +63,18 @@ def test_readyz_names_a_schema_not_created_or_behind(clean_state, env_override, 
         assert behind["failing"] == ["schema"] and behind["checks"]["schema"] == f"at revision 0001; this version needs {head()}"
         assert migrate.ensure_current_schema(migrate=True) is None  # --migrate's path
         assert client.get("/readyz").status_code == 200
+
+
+def test_a_schema_newer_than_this_code_is_named_and_never_migrated(clean_state, env_override, unmigrated_url) -> None:
+    from sqlalchemy import create_engine
+
+    migrate.upgrade(unmigrated_url)
+    engine = create_engine(unmigrated_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'from_the_future'"))
+    engine.dispose()
+    env_override(DATABASE_URL=unmigrated_url)
+    line = migrate.ensure_current_schema(migrate=True)
+    assert line == ("imagebooth: the database schema is at revision from_the_future, which this version does not "
+                    "know (a newer version migrated it): run the version that matches it")
+    assert migrate.schema_state().current == "from_the_future"  # left as it was
