@@ -27,6 +27,7 @@ DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use-in-production"
 MIN_PRODUCTION_SECRET_LENGTH = 32
 FILESYSTEM_BROKER_URL = "filesystem://"
 MEBIBYTE = 1024 * 1024
+MIN_BEATS_BEFORE_STALE = 3
 
 
 class CreditPack(BaseModel):
@@ -88,9 +89,15 @@ class Settings(BaseSettings):
     # A YAML file laid over the base model's DreamBooth preset for every fine-tune (tests
     # point it at a tiny config; operators can tune steps, class images and the like).
     finetune_config: Path | None = None
-    # A running fine-tune whose heartbeat is older than this is presumed dead (its worker
-    # was killed); a starting worker puts it back on the queue, to resume from its checkpoint.
-    finetune_stale_after_s: float = Field(120.0, gt=0)
+    # Jobs (app/jobs): a worker beats each running job's heartbeat every job_heartbeat_s; a
+    # job silent for job_stale_after_s has lost its worker and is queued again (a fine-tune
+    # resumes from its checkpoint). A queued job not taken job_resend_after_s after its task
+    # was sent is sent again (the message was lost), then at doubling intervals. The worker's
+    # reconciler looks every job_reconcile_every_s.
+    job_heartbeat_s: float = Field(2.0, gt=0)
+    job_stale_after_s: float = Field(30.0, gt=0)
+    job_resend_after_s: float = Field(30.0, gt=0)
+    job_reconcile_every_s: float = Field(5.0, gt=0)
     # Jobs queued or running at once: free users, and premium users (with paid credits).
     free_max_active_jobs: int = Field(1, ge=1)
     premium_max_active_jobs: int = Field(4, ge=1)
@@ -196,6 +203,16 @@ class Settings(BaseSettings):
         self.database_url = _with_psycopg_driver(self.database_url)
         if not self.broker_url:
             self.broker_url = self.redis_url or FILESYSTEM_BROKER_URL
+        return self
+
+    @model_validator(mode="after")
+    def _stale_means_several_missed_beats(self) -> Settings:
+        # One late beat (a busy machine) must not make a healthy job look dead.
+        if self.job_stale_after_s < MIN_BEATS_BEFORE_STALE * self.job_heartbeat_s:
+            raise ValueError(
+                f"IMAGEBOOTH_JOB_STALE_AFTER_S must be at least {MIN_BEATS_BEFORE_STALE} times "
+                "IMAGEBOOTH_JOB_HEARTBEAT_S"
+            )
         return self
 
     @model_validator(mode="after")

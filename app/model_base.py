@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Enum, ForeignKey, MetaData, String, TypeDecorator
+from sqlalchemy import JSON, DateTime, Enum, Float, ForeignKey, Integer, MetaData, String, Text, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -101,3 +101,28 @@ def owner_column(indexed: bool = True) -> Mapped[str]:
     return mapped_column(
         String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), index=indexed, nullable=False
     )
+
+
+class JobColumns:
+    """The columns every kind of job has; the job layer (app/jobs) owns what they mean.
+
+    `attempts` counts claims: a worker's writes carry the attempt it claimed, so a worker that
+    was presumed dead (and whose job went to another) can no longer change the job. The outbox:
+    `dispatched_at` is when the job's task was last sent (NULL: not sent yet), `dispatches`
+    how often. `settled_at`: when the credits of a finished job were settled.
+    """
+
+    status: Mapped[JobStatus] = mapped_column(string_enum(JobStatus), default=JobStatus.QUEUED, nullable=False)
+    progress: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    cost: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    created_at: Mapped[datetime] = created_at_column()
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # Written by the worker while it runs; a stale value marks a job whose worker died.
+    heartbeat_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    dispatched_at: Mapped[datetime | None]
+    dispatches: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    # Indexed: the reconciler looks for jobs that ended and are not settled (NULL here).
+    settled_at: Mapped[datetime | None] = mapped_column(index=True)

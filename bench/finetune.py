@@ -88,7 +88,7 @@ def ours(model: Path, work: Path, steps: int, class_images: int) -> dict:
                       token="sks", base_model=model, out_dir=run / "model", work_dir=run / "work",
                       class_bank=work / "bank",
                       config=load_config(model, steps=steps, num_class_images=class_images, prior_preservation=True,
-                                         train_text_encoder=True, batch_size=1, validation_every=0))
+                                         train_text_encoder=True, batch_size=1))
     started = time.perf_counter()
     card = run_finetune(job)
     return {"total_s": time.perf_counter() - started, **card["timings"]}

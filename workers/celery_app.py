@@ -7,7 +7,6 @@ result, for round-trip checks.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from celery import Celery
@@ -16,19 +15,14 @@ from kombu import Exchange, Queue
 
 from app.config import Settings, get_settings
 from app.db import dispose_engines
+from app.jobs.kinds import INFERENCE_QUEUE, QUEUES, task_routes
 from workers import filesystem_broker
 
-INFERENCE_QUEUE = "inference"
-TRAINING_QUEUE = "training"
-QUEUES = (INFERENCE_QUEUE, TRAINING_QUEUE)
-# Task modules other issues add; each is included only once it exists, so adding one needs
-# no change here. `importlib.util.find_spec` locates a module without importing it (the
-# web process must not pull in torch through a task module).
-OPTIONAL_TASK_MODULES = ("workers.generation", "workers.finetune")
-
-
-def _task_modules() -> list[str]:
-    return ["workers.system"] + [name for name in OPTIONAL_TASK_MODULES if importlib.util.find_spec(name)]
+# Imported by the worker only (a sender never imports them: they load torch).
+TASK_MODULES = ["workers.system", "workers.generation", "workers.finetune"]
+# Sending gives up after about a second (the job stays in the outbox: app/jobs/outbox.py),
+# so a submit never hangs on a broker that is down.
+PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
 
 
 def _result_backend(settings: Settings) -> str:
@@ -50,11 +44,17 @@ def create_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     filesystem_broker.register()
     _prepare_broker_folders(settings)
-    celery = Celery("imagebooth", include=_task_modules())
+    celery = Celery("imagebooth", include=TASK_MODULES)
     celery.conf.update(
         broker_url=settings.broker_url,
         broker_transport_options=settings.broker_transport_options,
         broker_connection_retry_on_startup=True,
+        # A worker waits out a broker outage of any length (the default gives up after 100
+        # tries) and keeps running its task meanwhile.
+        broker_connection_max_retries=None,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        broker_connection_timeout=2,
+        task_publish_retry_policy=PUBLISH_RETRY_POLICY,
         result_backend=_result_backend(settings),
         task_ignore_result=True,  # job state lives in the database
         result_expires=3600,
@@ -67,12 +67,9 @@ def create_celery(settings: Settings | None = None) -> Celery:
         task_default_queue=INFERENCE_QUEUE,
         task_default_exchange=INFERENCE_QUEUE,
         task_default_routing_key=INFERENCE_QUEUE,
-        task_routes={"generation.*": {"queue": INFERENCE_QUEUE}, "finetune.*": {"queue": TRAINING_QUEUE}},
-        # A task is acknowledged only when it finishes; a worker that dies mid-task has it
-        # re-delivered (tasks are idempotent), and takes one task at a time so none waits
-        # behind a long job on a busy worker.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
+        task_routes=task_routes(),
+        # Job tasks declare their own delivery policy (workers/jobs.py); a worker takes one
+        # task at a time so none waits behind a long job on a busy worker.
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         timezone="UTC",

@@ -1,164 +1,92 @@
 """`generation.run(job_id)`: load the job, run the engine, store PNGs, record the outcome.
 
-Idempotent under acks-late re-delivery: a finished job is left alone; a job still marked
-running (its first worker died) is re-run from the start and its images rewritten by index.
-Progress and the cancel check ride on the engine's per-step callback (throttled); a thread
-beats the job's heartbeat so that a job whose worker is gone is found stale and failed.
+The job's life (claim, heartbeat, progress, cancel, outcome, settlement) is the job layer's
+(workers/jobs.py, app/jobs). Run again after its worker died, a job reproduces the same
+images (its seeds are stored) and rewrites them by index.
 
 Worker start (signals at the bottom): torch threads, the base model loaded and warmed once
-per process, and a periodic sweep of stale jobs.
+per process.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
+from pathlib import Path
 
 from celery.signals import worker_process_init, worker_ready
 
 from app import storage
-from app.catalog.service import ModelNotFound, resolve_model
+from app.catalog.service import ModelNotFound
 from app.config import get_settings
 from app.db import session_scope
-from app.generation import lifecycle, notify
-from app.model_base import JobStatus
-from workers.celery_app import INFERENCE_QUEUE, app
-from workers.engine import GenerationRequest, ModelRef, RequestError, generate_images, parameters_for, png_bytes
+from app.generation import runs
+from app.jobs.kinds import GENERATION, INFERENCE_QUEUE
+from app.jobs.running import JobRun
+from workers.celery_app import app
+from workers.engine import (
+    GenerationRequest,
+    GenerationResult,
+    ModelRef,
+    RequestError,
+    generate_images,
+    parameters_for,
+    png_bytes,
+)
+from workers.jobs import job_task
 
 log = logging.getLogger(__name__)
-PROGRESS_EVERY_S = 0.15  # at most ~7 progress writes a second, however fast the steps
 DENOISE_SHARE = 0.95  # progress reached when denoising ends; decoding and saving finish it
-SWEEP_EVERY_S = 15.0
-MAX_ERROR_CHARS = 500
+KNOWN_ERRORS = {
+    RequestError: lambda exc: f"Invalid {exc.field}: {str(exc).split(': ', 1)[-1]}",  # type: ignore[attr-defined]
+    ModelNotFound: lambda exc: "The model this job asked for no longer exists.",
+    # Paths stay in the worker's log; the owner learns what happened.
+    OSError: lambda exc: "The model could not be loaded: its files are missing or damaged.",
+}
 
 
-class JobStopped(Exception):
-    """The job left 'running' under us (canceled by its owner, or failed by a sweep)."""
-
-
-@app.task(name="generation.run", acks_late=True, ignore_result=True)
-def run(job_id: str) -> str:
-    # 1. claim the job (nothing to do when it is unknown or already final)
+@job_task(GENERATION, failure="Generation failed", known_errors=KNOWN_ERRORS)
+def run(job: JobRun) -> str:
+    # 1. what to make, and with which model
     with session_scope() as session:
-        spec = lifecycle.start(session, job_id)
-    notify.job_changed(job_id)
-    if spec is None:
-        log.info("generation %s: nothing to do (unknown or already final)", job_id)
-        return "skipped"
-    heartbeat = _Heartbeat(job_id)
-    heartbeat.start()
-    try:
-        # 2. the model, the engine run (progress + cancel per step), 3. the PNGs
-        ref = _model_ref(spec)
-        result = generate_images(ref, _request(spec), _ProgressWriter(job_id))
-        images = _store_pngs(spec, result)
-    except JobStopped:
-        log.info("generation %s: stopped (canceled or failed elsewhere)", job_id)
-        return "stopped"
-    except Exception as exc:  # every failure ends as a readable message on the job
-        message = _readable_error(exc)
-        log.warning("generation %s failed: %s", job_id, message, exc_info=not isinstance(exc, RequestError))
-        with session_scope() as session:
-            lifecycle.finish(session, job_id, JobStatus.FAILED, error=message)
-        notify.job_changed(job_id)
-        return "failed"
-    finally:
-        heartbeat.stop()
-    # 4. the outcome; images count only if the job is still running (not canceled meanwhile)
-    with session_scope() as session:
-        done = lifecycle.finish(session, job_id, JobStatus.SUCCEEDED, images=images)
-    notify.job_changed(job_id)
-    if not done:
-        _remove_files(images)
-    return "succeeded" if done else "stopped"
+        spec = runs.spec_of(session, job.job_id)
+    # 2. the engine run (progress and the cancel check ride on its per-step callback)
+    on_progress = lambda step, total: job.report(progress=DENOISE_SHARE * step / total, force=step == total)  # noqa: E731
+    result = generate_images(_model_ref(spec), _request(spec), on_progress)
+    # 3. the PNGs, 4. the outcome: they count only if the job is still ours
+    images = _store_pngs(spec, job.attempt, result)
+    if job.succeed(lambda session: runs.record_images(session, spec, images)):
+        return "succeeded"
+    _remove_files(images)
+    return "stopped"
 
 
-def _model_ref(spec: lifecycle.JobSpec) -> ModelRef:
-    with session_scope() as session:
-        model = resolve_model(session, spec.user_id, spec.model_id)
-    return ModelRef(base=model.base_path, personal=model.personal_path, name=model.name)
+def _model_ref(spec: runs.JobSpec) -> ModelRef:
+    personal = Path(spec.personal_path) if spec.personal_path else None
+    return ModelRef(base=Path(spec.base_path), personal=personal, name=spec.model_name)
 
 
-def _request(spec: lifecycle.JobSpec) -> GenerationRequest:
+def _request(spec: runs.JobSpec) -> GenerationRequest:
     return GenerationRequest(
-        prompt=spec.prompt,
-        negative_prompt=spec.negative_prompt,
-        n=spec.n,
-        steps=spec.steps,
-        guidance_scale=spec.guidance_scale,
-        seeds=spec.seeds,
-        profile=spec.profile,
+        prompt=spec.prompt, negative_prompt=spec.negative_prompt, n=spec.n, steps=spec.steps,
+        guidance_scale=spec.guidance_scale, seeds=spec.seeds, profile=spec.profile,
     )
 
 
-def _store_pngs(spec: lifecycle.JobSpec, result) -> list[lifecycle.StoredImage]:
+def _store_pngs(spec: runs.JobSpec, attempt: int, result: GenerationResult) -> list[runs.StoredImage]:
+    # Per attempt: a worker that lost its job (presumed dead) removes only its own files.
     stored = []
     for index, image in enumerate(result.images):
-        relative = f"generations/{spec.user_id}/{spec.id}/{index}.png"
+        relative = f"generations/{spec.user_id}/{spec.id}/{attempt}-{index}.png"
         storage.write_bytes(relative, png_bytes(image, parameters_for(result, index)))
-        stored.append(lifecycle.StoredImage(index, result.seeds[index], relative, image.width, image.height))
+        stored.append(runs.StoredImage(index, result.seeds[index], relative, image.width, image.height))
     return stored
 
 
-def _remove_files(images: list[lifecycle.StoredImage]) -> None:
+def _remove_files(images: list[runs.StoredImage]) -> None:
     for image in images:
         storage.resolve(image.path).unlink(missing_ok=True)
-
-
-def _readable_error(exc: Exception) -> str:
-    if isinstance(exc, RequestError):
-        message = f"Invalid {exc.field}: {str(exc).split(': ', 1)[-1]}"
-    elif isinstance(exc, ModelNotFound):
-        message = "The model this job asked for no longer exists."
-    elif isinstance(exc, OSError):
-        # Paths stay in the worker's log; the owner learns what happened.
-        message = "The model could not be loaded: its files are missing or damaged."
-    else:
-        message = f"Generation failed: {type(exc).__name__}: {exc}"
-    return message[:MAX_ERROR_CHARS]
-
-
-class _ProgressWriter:
-    """The engine's on_progress: writes progress at most every PROGRESS_EVERY_S and stops
-    the run (by raising) once the job is no longer running."""
-
-    def __init__(self, job_id: str) -> None:
-        self.job_id = job_id
-        self.last_write = 0.0
-
-    def __call__(self, step: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last_write < PROGRESS_EVERY_S and step < total:
-            return
-        self.last_write = now
-        with session_scope() as session:
-            running = lifecycle.beat(session, self.job_id, progress=DENOISE_SHARE * step / total)
-        notify.job_changed(self.job_id)
-        if not running:
-            raise JobStopped(self.job_id)
-
-
-class _Heartbeat(threading.Thread):
-    """Beats the job's heartbeat while the task runs, model loads included."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
-        self.job_id = job_id
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(lifecycle.HEARTBEAT_EVERY_S):
-            try:
-                with session_scope() as session:
-                    if not lifecycle.beat(session, self.job_id):
-                        return
-            except Exception:  # a missed beat is retried; the sweep tolerates many
-                log.exception("heartbeat for generation %s failed", self.job_id)
-
-    def stop(self) -> None:
-        self.stopped.set()
 
 
 # --- worker start -------------------------------------------------------------------------
@@ -192,16 +120,6 @@ def _prepare_process(pool_processes: int) -> None:
         log.exception("could not warm up the base model %s", model_path)
 
 
-def _sweep_periodically() -> None:
-    while True:
-        try:
-            with session_scope() as session:
-                lifecycle.sweep_stale(session)
-        except Exception:
-            log.exception("stale generation sweep failed")
-        time.sleep(SWEEP_EVERY_S)
-
-
 @worker_process_init.connect
 def _warm_pool_child(**_: object) -> None:
     # Prefork children: each loads its own pipeline (sharing one across fork is unsafe).
@@ -210,10 +128,7 @@ def _warm_pool_child(**_: object) -> None:
 
 
 @worker_ready.connect
-def _on_worker_ready(sender=None, **_: object) -> None:
-    if not _consumes_inference():
-        return
-    threading.Thread(target=_sweep_periodically, name="generation-sweep", daemon=True).start()
+def _on_worker_ready(sender: object = None, **_: object) -> None:
     pool = getattr(sender, "pool", None)
-    if pool is not None and "prefork" not in type(pool).__module__:
+    if _consumes_inference() and pool is not None and "prefork" not in type(pool).__module__:
         _prepare_process(1)  # solo/threads pool: tasks run in this process

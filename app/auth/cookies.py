@@ -21,7 +21,6 @@ from app.config import Settings
 SESSION_COOKIE = "imagebooth_session"
 CSRF_COOKIE = "imagebooth_csrf"
 CSRF_HEADER = "X-CSRF-Token"
-CSRF_FORM_FIELD = "csrf_token"
 _SESSION_SALT = "imagebooth.session.v1"
 
 

@@ -9,7 +9,6 @@ the personalization domain inserts, visible only to their owner.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,13 +19,13 @@ from sqlalchemy.orm import Session
 from app import storage
 from app.auth.models import User
 from app.catalog import repository
+from app.catalog.model_card import ModelDefaults, model_defaults
 from app.config import get_settings
 from app.credits import pricing
 from app.errors import AppError
 from app.personalization.models import ModelKind, TrainedModel
 
 log = logging.getLogger(__name__)
-MODEL_CARD_NAME = "imagebooth_model.json"  # the engine's per-model defaults file
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,8 @@ class ResolvedModel:
     name: str
     base_path: Path
     personal_path: Path | None = None
-    default_steps: int = 8  # the base model card's (the engine reads the same file)
-    default_guidance: float = 7.5
+    default_steps: int = ModelDefaults.steps  # the base model card's (the engine reads it too)
+    default_guidance: float = ModelDefaults.guidance_scale
 
 
 class ModelNotFound(AppError):
@@ -51,27 +50,11 @@ def base_model_id(path: Path) -> str:
     return hashlib.md5(f"base:{path}".encode()).hexdigest()  # 32 hex chars: an id column
 
 
-def _card(folder: Path) -> dict:
-    try:
-        card = json.loads((folder / MODEL_CARD_NAME).read_text())
-    except (OSError, ValueError):
-        return {}
-    return card if isinstance(card, dict) else {}
-
-
-def _card_name(folder: Path) -> str:
-    return str(_card(folder).get("name") or folder.name)
-
-
 def _with_defaults(model: ResolvedModel) -> ResolvedModel:
     # A job records the steps and guidance it runs with, so history shows (and a seed
     # reproduces) the real values even if the model card changes later.
-    card = _card(model.base_path)
-    return replace(
-        model,
-        default_steps=int(card.get("steps", ResolvedModel.default_steps)),
-        default_guidance=float(card.get("guidance_scale", ResolvedModel.default_guidance)),
-    )
+    card = model_defaults(model.base_path)
+    return replace(model, default_steps=card.steps, default_guidance=card.guidance_scale)
 
 
 def ensure_base_model(session: Session) -> TrainedModel:
@@ -81,7 +64,7 @@ def ensure_base_model(session: Session) -> TrainedModel:
     existing = repository.get(session, model_id)
     if existing is not None:
         return existing
-    row = TrainedModel(id=model_id, user_id=None, name=_card_name(path), kind=ModelKind.BASE, path=str(path))
+    row = TrainedModel(id=model_id, user_id=None, name=model_defaults(path).name, kind=ModelKind.BASE, path=str(path))
     try:
         with session.begin_nested():  # a concurrent first request may insert it too
             session.add(row)

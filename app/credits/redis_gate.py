@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime
 
 import redis
-from sqlalchemy import event
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.credits import ledger, repository
@@ -37,8 +35,10 @@ from app.credits.ledger import Reservation, Settlement
 from app.db import session_scope
 from app.errors import ServiceUnavailable
 from app.model_base import new_id
+from app.unit_of_work import after_commit
 
 log = logging.getLogger(__name__)
+_SHARE_LOCKED = "credit_gate_share_locked"
 
 REBUILD_LOCK_MS = 10_000
 REBUILD_WAIT_S = 5.0
@@ -136,7 +136,7 @@ class RedisGate:
             if (free, paid) != first:
                 ledger.rewrite_hold(session, user_id, reference, free, paid, now)
         # 4. after a rollback: give the credits back (to the same counter only)
-        _on_transaction_end(session, on_commit=lambda: None, on_rollback=lambda: self._apply_now(user_id, epoch, free, paid))
+        after_commit(session, on_commit=lambda: None, on_rollback=lambda: self._apply_now(user_id, epoch, free, paid))
         return Reservation(user_id, reference, amount, free, paid)
 
     def settle(self, session: Session, user_id: str, reference: str, used: int, now: datetime) -> Settlement | None:
@@ -217,38 +217,7 @@ class RedisGate:
 
     def _after_commit_apply(self, session: Session, user_id: str, epoch: str, free: int, paid: int) -> None:
         if free or paid:
-            _on_transaction_end(session, on_commit=lambda: self._apply_now(user_id, epoch, free, paid))
-
-
-# --- running Redis updates when the database transaction ends ---------------------------
-_PENDING = "credit_gate_pending"
-_SHARE_LOCKED = "credit_gate_share_locked"
-
-Callback = Callable[[], None]
-
-
-def _on_transaction_end(session: Session, on_commit: Callback, on_rollback: Callback | None = None) -> None:
-    session.info.setdefault(_PENDING, []).append((on_commit, on_rollback))
-
-
-def _run_commit_callbacks(session: Session) -> None:
-    for on_commit, _ in session.info.pop(_PENDING, ()):
-        on_commit()
-
-
-def _run_rollback_callbacks(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is not None or _PENDING not in session.info:
-        return  # a savepoint (the outer transaction decides), or nothing to give back
-    # Anything still pending was not committed.
-    for _, on_rollback in session.info.pop(_PENDING, []):
-        if on_rollback is not None:
-            on_rollback()
-
-
-# Listening on the Session class once costs every session nothing until a gate change is
-# pending (listening per session instance cost a quarter of a millisecond per request).
-event.listen(Session, "after_commit", _run_commit_callbacks)
-event.listen(Session, "after_transaction_end", _run_rollback_callbacks)
+            after_commit(session, on_commit=lambda: self._apply_now(user_id, epoch, free, paid))
 
 
 def _text(value: bytes | str) -> str:

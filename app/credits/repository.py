@@ -40,13 +40,6 @@ class Hold:
         return self.free + self.paid
 
 
-def balance_of(session: Session, user_id: str) -> int:
-    query = select(func.coalesce(func.sum(CreditLedgerEntry.amount), 0)).where(
-        CreditLedgerEntry.user_id == user_id
-    )
-    return int(session.scalar(query) or 0)
-
-
 def bucket_totals(session: Session, user_id: str) -> BucketTotals:
     query = (
         select(CreditLedgerEntry.bucket, func.sum(CreditLedgerEntry.amount))

@@ -4,28 +4,36 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.model_base import (
     ID_LENGTH,
     Base,
-    JobStatus,
+    JobColumns,
     created_at_column,
     id_column,
     owner_column,
-    string_enum,
 )
 
 
-class Generation(Base):
+class Generation(JobColumns, Base):
     __tablename__ = "generations"
     __table_args__ = (
         # A repeated request with the same Idempotency-Key finds the first job.
         UniqueConstraint("user_id", "idempotency_key"),
         # History pages: the caller's jobs, newest first.
         Index("ix_generations_user_created", "user_id", "created_at"),
-        # Queue position and stale-job sweeps.
+        # Queue position, and the reconciler's queued and running jobs.
         Index("ix_generations_status_created", "status", "created_at"),
     )
 
@@ -40,18 +48,7 @@ class Generation(Base):
     # A trained_models id; kept as a plain string so history survives a deleted model.
     model_id: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False)
     profile: Mapped[str] = mapped_column(String(32), default="fast", nullable=False)
-    status: Mapped[JobStatus] = mapped_column(
-        string_enum(JobStatus), default=JobStatus.QUEUED, nullable=False
-    )
-    progress: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
-    error: Mapped[str | None] = mapped_column(Text)
-    cost: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[datetime] = created_at_column()
-    started_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
-    # Written by the worker while it runs; a stale value marks a job whose worker died.
-    heartbeat_at: Mapped[datetime | None]
 
     images: Mapped[list[Image]] = relationship(
         back_populates="generation", order_by="Image.index", cascade="all, delete-orphan"

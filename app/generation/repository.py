@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.db import rows_changed
 from app.generation.models import Generation, Image
 from app.model_base import JobStatus
-
-ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 def get(session: Session, job_id: str) -> Generation | None:
@@ -71,29 +68,6 @@ def progress_snapshot(session: Session, user_id: str, job_id: str) -> tuple[JobS
         )
     ).one_or_none()
     return (row.status, row.progress) if row is not None else None
-
-
-def update_if(session: Session, job_id: str, statuses: tuple[JobStatus, ...], **values: Any) -> bool:
-    """Set `values` only while the job is in one of `statuses`; True if it was.
-
-    Every state change goes through here, so a worker and a cancel (or a sweep) racing on
-    one job cannot overwrite each other's final state.
-    """
-    statement = (
-        update(Generation)
-        .where(Generation.id == job_id, Generation.status.in_(statuses))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return rows_changed(session, statement) == 1
-
-
-def stale_running(session: Session, older_than: datetime) -> list[Generation]:
-    """Running jobs whose worker has not beaten its heartbeat since `older_than`."""
-    beat = func.coalesce(Generation.heartbeat_at, Generation.started_at, Generation.created_at)
-    return list(
-        session.scalars(select(Generation).where(Generation.status == JobStatus.RUNNING, beat < older_than))
-    )
 
 
 def image_owned(session: Session, user_id: str, image_id: str) -> Image | None:

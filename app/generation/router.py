@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from app.auth.dependencies import CurrentUser
 from app.db import SessionDep, released
-from app.generation import notify, service
+from app.generation import service
 from app.generation.models import Generation
 from app.generation.schemas import (
     DEFAULT_PAGE_SIZE,
@@ -59,10 +59,7 @@ def render(job: Generation, queue_position: int | None = None) -> GenerationOut:
 def create_generation(
     body: GenerationCreate, user: CurrentUser, session: SessionDep, idempotency_key: IdempotencyKey = None
 ) -> GenerationCreated:
-    job, created = service.submit(session, user, body, idempotency_key)
-    if created:
-        session.commit()  # the job (and its charge) exist before any worker can look
-        service.dispatch(job)
+    job, _ = service.submit(session, user, body, idempotency_key)  # its task is sent after the commit
     return GenerationCreated(id=job.id, status=job.status.value, cost=job.cost)
 
 
@@ -98,10 +95,7 @@ async def get_generation(
 
 @router.post("/generations/{job_id}/cancel")
 def cancel_generation(job_id: GenerationId, user: CurrentUser, session: SessionDep) -> GenerationOut:
-    job = service.cancel(session, user, job_id)
-    session.commit()  # then wake anyone long-polling this job
-    notify.job_changed(job.id)
-    return render(job)
+    return render(service.cancel(session, user, job_id))
 
 
 @router.get("/images/{image_id}", response_class=FileResponse)

@@ -1,29 +1,36 @@
 """Request and response bodies of the generation routes.
 
-The ranges are the engine's (workers/engine/inputs.py) repeated here, because the web
-process never imports the engine: bad input is refused at the edge with a 422 naming the
-field, before a job or a charge exists.
+The ranges are app/generation/limits.py's, which the engine checks too: bad input is refused
+at the edge with a 422 naming the field, before a job or a charge exists.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
+
+from app.generation.limits import (
+    MAX_GUIDANCE,
+    MAX_IMAGES,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_STEPS,
+    Profile,
+)
 
 from app.validation import Line, Text
 
-MAX_PROMPT_CHARS = 1000
-MAX_IMAGES = 8
-MAX_STEPS = 100
-MAX_GUIDANCE = 30.0
-MAX_SEED = 2**32 - 1  # A1111-compatible unsigned 32-bit seeds
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_WAIT_S = 25.0
-# the engine's "quality" profile (workers/engine/profiles.py): more steps, full precision
-QUALITY_DEFAULT_STEPS = 25
 
 
 class GenerationCreate(BaseModel):
@@ -37,7 +44,7 @@ class GenerationCreate(BaseModel):
     guidance_scale: StrictFloat | None = Field(default=None, ge=0, le=MAX_GUIDANCE)
     seed: StrictInt | None = Field(default=None, ge=0, le=MAX_SEED)
     model: Line | None = Field(default=None, min_length=1, max_length=64)
-    profile: Literal["fast", "quality"] = "fast"
+    profile: Profile = "fast"
 
     @field_validator("prompt")
     @classmethod

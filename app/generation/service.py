@@ -1,7 +1,7 @@
 """Generation rules: submit, read, cancel, history, downloads.
 
-Services never commit: the request owns the transaction. The task is sent (`dispatch`) only
-after that transaction commits.
+Services never commit: the request owns the transaction. A job's task is sent after that
+transaction commits (app/jobs/outbox.py); its life from there on is the job layer's (app/jobs).
 """
 
 from __future__ import annotations
@@ -27,18 +27,17 @@ from app.config import get_settings
 from app.credits import pricing
 from app.credits import service as credits
 from app.db import new_session, run_in_slot
-from app.errors import AppError, NotFound, ServiceUnavailable
-from app.generation import lifecycle, notify, repository
+from app.errors import AppError, NotFound
+from app.generation import limits, notify, repository
 from app.generation.models import Generation, Image
-from app.generation.schemas import MAX_SEED, QUALITY_DEFAULT_STEPS, GenerationCreate
+from app.generation.schemas import GenerationCreate
+from app.jobs import lifecycle
+from app.jobs.kinds import GENERATION
 from app.model_base import JobStatus, new_id
-from app.queue import enqueue
 
 log = logging.getLogger(__name__)
-RUN_TASK = "generation.run"
 WAIT_POLL_S = 0.025  # long-poll without Redis: how often a waiting request reads the job
 NOTICE_FALLBACK_S = 0.25  # long-poll with Redis: reads between notices, for unannounced changes
-QUEUE_UNREACHABLE = "The job could not be queued (the job queue is unreachable)."
 
 
 # --- submit -----------------------------------------------------------------------------
@@ -54,6 +53,7 @@ def submit(
     # 2. the model (404 naming it) and the values the job will really run with
     model = resolve_model(session, user, body.model)
     job = Generation(
+        id=new_id(),
         user_id=user.id,
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
@@ -61,49 +61,24 @@ def submit(
         steps=body.steps if body.steps is not None else _default_steps(body.profile, model.default_steps),
         guidance_scale=float(body.guidance_scale if body.guidance_scale is not None else model.default_guidance),
         # Drawn now when not given, so a re-delivered task reproduces the same images.
-        seed=body.seed if body.seed is not None else secrets.randbelow(MAX_SEED + 1),
+        seed=body.seed if body.seed is not None else secrets.randbelow(limits.MAX_SEED + 1),
         model_id=model.id,
         profile=body.profile,
         idempotency_key=idempotency_key,
     )
     job.cost = pricing.generation_cost(model.base_path, model.default_steps, job.n, job.steps)
-    # 3. charge first: a refused job is never written (and the write below then runs
-    #    inside a transaction already begun, which SQLite's savepoints need)
-    job.id = new_id()
-    reserve_charge(session, user, job)
-    # 4. write it; a concurrent request with the same key loses on the unique constraint
-    #    and gives its hold back; the caller commits, then dispatches
+    # 3. charge and write it; a concurrent request with the same key loses on the unique
+    #    constraint and gives its hold back
     try:
-        with session.begin_nested():
-            session.add(job)
+        lifecycle.submit(session, GENERATION, user, job)
     except IntegrityError:
         earlier = repository.by_idempotency_key(session, user.id, idempotency_key or "")
         if earlier is None:
             raise
-        credits.settle(session, user.id, f"generation:{job.id}", used=0)
+        with lifecycle.credit_gate():
+            credits.settle(session, user.id, GENERATION.reference(job.id), used=0)
         return earlier, False
     return job, True
-
-
-def reserve_charge(session: Session, user: User, job: Generation) -> None:
-    """Reserve the job's cost (reference `generation:<id>`): 429 when the user's tier has
-    as many jobs queued or running as it allows, 402 `insufficient_credits` on a short
-    balance (the job rolls back with the request). Settled in `lifecycle.settle_charge`."""
-    credits.check_concurrency(session, user, excluding=job.id)
-    credits.reserve(session, user, job.cost, f"generation:{job.id}")
-
-
-def dispatch(job: Generation) -> None:
-    """Send the job to the workers. Call only after the job's transaction has committed:
-    a worker must never look for a job that is not there yet."""
-    try:
-        enqueue(RUN_TASK, job.id)
-    except Exception as exc:  # broker down: the job must not wait forever
-        log.error("could not enqueue %s for generation %s: %s", RUN_TASK, job.id, exc)
-        with new_session() as session:
-            lifecycle.finish(session, job.id, JobStatus.FAILED, repository.ACTIVE, error=QUEUE_UNREACHABLE)
-            session.commit()
-        raise ServiceUnavailable(QUEUE_UNREACHABLE) from exc
 
 
 # --- read -------------------------------------------------------------------------------
@@ -117,7 +92,6 @@ def get_job(session: Session, user: User, job_id: str) -> JobView:
     job = repository.get_owned(session, user.id, job_id)
     if job is None:
         raise NotFound("generation")
-    lifecycle.fail_if_stale(session, job)  # a dead worker's job is resolved when read
     position = repository.queue_position(session, job) if job.status == JobStatus.QUEUED else None
     return JobView(job, position)
 
@@ -175,7 +149,7 @@ def cancel(session: Session, user: User, job_id: str) -> Generation:
     job = repository.get_owned(session, user.id, job_id)
     if job is None:
         raise NotFound("generation")
-    if lifecycle.finish(session, job.id, JobStatus.CANCELED, repository.ACTIVE, error=None):
+    if lifecycle.cancel(session, GENERATION, job.id):
         session.refresh(job)
     return job
 
@@ -225,5 +199,5 @@ def archive(session: Session, user: User, job_id: str) -> tuple[bytes, str]:
 
 
 def _default_steps(profile: str, model_default: int) -> int:
-    """The fast profile takes the model card's step count; quality takes the engine's."""
-    return QUALITY_DEFAULT_STEPS if profile == "quality" else model_default
+    """The fast profile takes the model card's step count; quality takes its own."""
+    return limits.QUALITY_DEFAULT_STEPS if profile == "quality" else model_default

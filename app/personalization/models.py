@@ -6,13 +6,13 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.model_base import (
     ID_LENGTH,
     Base,
-    JobStatus,
+    JobColumns,
     created_at_column,
     id_column,
     owner_column,
@@ -85,38 +85,30 @@ class TrainedModel(Base):
     created_at: Mapped[datetime] = created_at_column()
 
 
-class Finetune(Base):
+class Finetune(JobColumns, Base):
     __tablename__ = "finetunes"
-    __table_args__ = (Index("ix_finetunes_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_finetunes_user_created", "user_id", "created_at"),
+        # The reconciler's queued and running jobs.
+        Index("ix_finetunes_status_created", "status", "created_at"),
+    )
 
     id: Mapped[str] = id_column()
     user_id: Mapped[str] = owner_column(indexed=False)
     subject_id: Mapped[str] = mapped_column(
         String(ID_LENGTH), ForeignKey("subjects.id", ondelete="CASCADE"), index=True, nullable=False
     )
-    status: Mapped[JobStatus] = mapped_column(
-        string_enum(JobStatus), default=JobStatus.QUEUED, nullable=False
-    )
     phase: Mapped[FinetunePhase] = mapped_column(
         string_enum(FinetunePhase), default=FinetunePhase.QUEUED, nullable=False
     )
-    progress: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
     step: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     total_steps: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict, nullable=False)
-    error: Mapped[str | None] = mapped_column(Text)
-    cost: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     checkpoint_dir: Mapped[str | None] = mapped_column(String(1024))
     trained_model_id: Mapped[str | None] = mapped_column(
         String(ID_LENGTH), ForeignKey("trained_models.id", ondelete="SET NULL")
     )
-    created_at: Mapped[datetime] = created_at_column()
-    started_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
-    heartbeat_at: Mapped[datetime | None]
-    # Written by the worker while it trains: when it expects to finish (the API's ETA),
-    # how many runs the job has had (a killed worker's job runs again), and the first step
-    # of the latest run when it continued from a checkpoint instead of step 0.
+    # Written by the worker while it trains: when it expects to finish (the API's ETA), and
+    # the first step of the latest run when it continued from a checkpoint instead of step 0.
     expected_finish_at: Mapped[datetime | None]
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
     resumed_from_step: Mapped[int | None] = mapped_column(Integer)

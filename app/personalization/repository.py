@@ -1,22 +1,17 @@
-"""Queries for subjects, their photos, fine-tune jobs and personal models.
-
-State changes of a fine-tune that the web process and a worker may race on are single
-conditional UPDATEs: whoever matches the expected state wins, the other sees rowcount 0.
-"""
+"""Queries for subjects, their photos, fine-tune jobs and personal models (a fine-tune's
+state changes are the job layer's: app/jobs/repository.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db import rows_changed
-from app.model_base import JobStatus
-from app.personalization.models import Finetune, FinetunePhase, Subject, SubjectPhoto, TrainedModel
-
-PENDING = (JobStatus.QUEUED, JobStatus.RUNNING)
+from app.personalization.models import (
+    Finetune,
+    Subject,
+    SubjectPhoto,
+    TrainedModel,
+)
 
 
 # --- subjects ---------------------------------------------------------------------------
@@ -56,70 +51,6 @@ def finetune_of(session: Session, user_id: str, finetune_id: str) -> Finetune | 
 
 def finetune_by_id(session: Session, finetune_id: str) -> Finetune | None:
     return session.get(Finetune, finetune_id, populate_existing=True)
-
-
-def status_of(session: Session, finetune_id: str) -> JobStatus | None:
-    return session.scalar(select(Finetune.status).where(Finetune.id == finetune_id))
-
-
-def update_where(session: Session, finetune_id: str, allowed: tuple[JobStatus, ...], **values: Any) -> bool:
-    """Set `values` if the job is in one of the `allowed` states; True when it was."""
-    statement = (
-        update(Finetune)
-        .where(Finetune.id == finetune_id, Finetune.status.in_(allowed))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return rows_changed(session, statement) == 1
-
-
-def claim(session: Session, finetune_id: str, stale_before: datetime, now: datetime) -> bool:
-    """Mark a job running for this worker: it must be queued, or running with a heartbeat
-    older than `stale_before` (its worker died). A job another worker is busy with stays."""
-    statement = (
-        update(Finetune)
-        .where(
-            Finetune.id == finetune_id,
-            or_(
-                Finetune.status == JobStatus.QUEUED,
-                (Finetune.status == JobStatus.RUNNING)
-                & or_(Finetune.heartbeat_at.is_(None), Finetune.heartbeat_at < stale_before),
-            ),
-        )
-        .values(
-            status=JobStatus.RUNNING,
-            heartbeat_at=now,
-            started_at=func.coalesce(Finetune.started_at, now),
-            attempts=Finetune.attempts + 1,
-            expected_finish_at=None,
-            error=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return rows_changed(session, statement) == 1
-
-
-def stale_running_ids(session: Session, stale_before: datetime) -> list[str]:
-    query = select(Finetune.id).where(
-        Finetune.status == JobStatus.RUNNING,
-        or_(Finetune.heartbeat_at.is_(None), Finetune.heartbeat_at < stale_before),
-    )
-    return list(session.scalars(query))
-
-
-def requeue_if_stale(session: Session, finetune_id: str, stale_before: datetime) -> bool:
-    """Put a dead worker's job back to queued; only one of several sweeping workers wins."""
-    statement = (
-        update(Finetune)
-        .where(
-            Finetune.id == finetune_id,
-            Finetune.status == JobStatus.RUNNING,
-            or_(Finetune.heartbeat_at.is_(None), Finetune.heartbeat_at < stale_before),
-        )
-        .values(status=JobStatus.QUEUED, phase=FinetunePhase.QUEUED, expected_finish_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return rows_changed(session, statement) == 1
 
 
 # --- personal models --------------------------------------------------------------------

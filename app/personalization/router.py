@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Body, File, Form, UploadFile
@@ -10,15 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from app.auth.dependencies import CurrentUser
 from app.db import SessionDep
-from app.errors import ServiceUnavailable
 from app.personalization import repository, service
 from app.personalization.schemas import FinetuneCreated, FinetuneOut, FinetuneRequest, SubjectList, SubjectOut
-from app.queue import enqueue
 from app.validation import FinetuneId, Line, SubjectId
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["personalization"])
-FINETUNE_TASK = "finetune.run"
 
 
 @router.post("/subjects", status_code=201, response_model=SubjectOut)
@@ -53,15 +48,6 @@ def start_finetune(
     request: Annotated[FinetuneRequest | None, Body()] = None,
 ) -> FinetuneCreated:
     finetune = service.start_finetune(session, user, subject_id, request or FinetuneRequest())
-    # The worker must find the row: commit before the message can reach it.
-    session.commit()
-    try:
-        enqueue(FINETUNE_TASK, finetune.id)
-    except Exception as unreachable:
-        log.error("could not enqueue fine-tune %s: %s", finetune.id, unreachable)
-        service.mark_enqueue_failed(session, finetune.id)
-        session.commit()
-        raise ServiceUnavailable("The job queue is unreachable; the fine-tune was not started.") from unreachable
     return FinetuneCreated(id=finetune.id, status=finetune.status, cost=finetune.cost)
 
 

@@ -1,7 +1,7 @@
 """Rules for subjects and fine-tunes, as the web process applies them.
 
-Services add and flush; the request commits. The worker's side of a fine-tune's life
-(claiming it, progress, outcome) is in `app.personalization.runs`.
+Services add and flush; the request commits. A fine-tune's life after it is queued is the job
+layer's (app/jobs); what the worker does for a fine-tune beyond that is `app.personalization.runs`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from app import storage
 from app.auth.models import User
 from app.config import get_settings
 from app.credits import pricing
-from app.credits import service as credits
 from app.errors import AppError, NotFound
+from app.jobs import lifecycle
+from app.jobs.kinds import FINETUNE
 from app.model_base import JobStatus, new_id, utcnow
 from app.personalization import repository, uploads
 from app.personalization.models import Finetune, FinetunePhase, Subject, SubjectPhoto
@@ -158,46 +159,18 @@ def own_subject(session: Session, user: User, subject_id: str) -> Subject:
 
 # --- fine-tunes -------------------------------------------------------------------------
 def start_finetune(session: Session, user: User, subject_id: str, request: FinetuneRequest) -> Finetune:
-    """A queued job (the router enqueues it once this transaction has committed)."""
+    """A queued, charged job; its task is sent once this transaction has committed (429, 402
+    or 503 roll it back: see app.jobs.lifecycle.submit)."""
     subject = own_subject(session, user, subject_id)
     overrides = request.overrides()
     finetune = Finetune(
         id=new_id(), user_id=user.id, subject_id=subject.id, status=JobStatus.QUEUED,
         phase=FinetunePhase.QUEUED, progress=0.0, step=0, total_steps=overrides.get("steps", 0),
-        config=overrides, cost=0,
+        config=overrides,
     )
-    session.add(finetune)
-    session.flush()
-    finetune.cost = charge(session, user, finetune)
+    finetune.cost = pricing.finetune_cost(overrides.get("steps"))
+    lifecycle.submit(session, FINETUNE, user, finetune)
     return finetune
-
-
-def charge(session: Session, user: User, finetune: Finetune) -> int:
-    """THE charge for a fine-tune (app/credits/pricing.py), reserved under reference
-    f"finetune:{finetune.id}". Returns what was charged. 429 when the user's tier has as
-    many jobs queued or running as it allows; 402 on a short balance (either rolls the
-    job back with the request)."""
-    cost = pricing.finetune_cost(finetune.config.get("steps"))
-    credits.check_concurrency(session, user, excluding=finetune.id)
-    credits.reserve(session, user, cost, f"finetune:{finetune.id}")
-    return cost
-
-
-def settle(session: Session, finetune: Finetune) -> None:
-    """THE settlement once a fine-tune's outcome is known (succeeded: keep the charge;
-    failed or canceled: refund). Called by whoever moves the job to its final state - the
-    task (`app.personalization.runs`) or a cancel - and only by the one whose conditional
-    update won, so once per job (and `credits.settle` is idempotent by reference anyway)."""
-    used = finetune.cost if finetune.status == JobStatus.SUCCEEDED else 0
-    credits.settle(session, finetune.user_id, f"finetune:{finetune.id}", used=used)
-
-
-def mark_enqueue_failed(session: Session, finetune_id: str) -> None:
-    if repository.update_where(session, finetune_id, (JobStatus.QUEUED,), status=JobStatus.FAILED,
-                               error="The job could not be queued; try again.", finished_at=utcnow()):
-        finetune = repository.finetune_by_id(session, finetune_id)
-        if finetune is not None:
-            settle(session, finetune)
 
 
 def own_finetune(session: Session, user: User, finetune_id: str) -> Finetune:
@@ -208,17 +181,11 @@ def own_finetune(session: Session, user: User, finetune_id: str) -> Finetune:
 
 
 def cancel_finetune(session: Session, user: User, finetune_id: str) -> Finetune:
-    """The job ends canceled at once. A worker that holds it reads the status while it
-    trains and stops within about a second; whoever moves a job to a final state settles
-    its charge, so here that is the web process (also when the worker is long dead)."""
+    """The job ends canceled at once (its credits come back after the commit); a worker that
+    holds it stops within about a second. A job that had ended stays as it was."""
     finetune = own_finetune(session, user, finetune_id)
-    if repository.update_where(session, finetune.id, repository.PENDING, status=JobStatus.CANCELED,
-                               finished_at=utcnow(), expected_finish_at=None):
-        finetune = repository.finetune_by_id(session, finetune.id)
-        settle(session, finetune)
-    else:
-        finetune = repository.finetune_by_id(session, finetune.id)  # already over: nothing changes
-    return finetune
+    lifecycle.cancel(session, FINETUNE, finetune.id)
+    return repository.finetune_by_id(session, finetune.id) or finetune
 
 
 def finetune_view(finetune: Finetune, now: datetime | None = None) -> FinetuneOut:

@@ -6,8 +6,9 @@ import pytest
 
 from app.auth.models import User
 from app.credits import service
-from app.generation import lifecycle
-from app.generation.models import Generation
+from app.generation.models import Generation, Image
+from app.jobs import lifecycle, repository, settlement
+from app.jobs.kinds import FINETUNE, GENERATION
 from app.model_base import JobStatus
 from app.personalization import service as personalization
 from app.personalization.models import Finetune, Subject
@@ -54,17 +55,19 @@ def test_cancel_refunds_the_images_not_made(client, accounts) -> None:
     assert credits(client)["free_remaining"] == 25
 
 
-def test_worker_outcomes_settle_failed_refunds_and_partial_cancel_charges_images_made(client, accounts, db) -> None:
+def test_an_ended_job_keeps_the_credits_of_what_it_made_and_settles_once(client, accounts, db) -> None:
     accounts.signup(client)
     failed = submit(client, accounts, n=3).json()["id"]
-    lifecycle.finish(db, failed, JobStatus.FAILED, (JobStatus.QUEUED, JobStatus.RUNNING), error="boom")
-    db.commit()
+    lifecycle.finish(db, GENERATION, failed, JobStatus.FAILED, repository.ACTIVE, error="boom")
+    db.commit()  # settled after the commit
     assert credits(client)["free_remaining"] == 25
-    canceled = db.get(Generation, submit(client, accounts, n=8).json()["id"])
-    lifecycle.settle_charge(db, canceled, images_made=3)
-    lifecycle.settle_charge(db, canceled, images_made=8)  # a re-delivered task: no effect
+    made = db.get(Generation, submit(client, accounts, n=4).json()["id"])
+    made.images = [Image(user_id=made.user_id, index=k, seed=k, path=f"x/{k}.png", width=8, height=8) for k in range(4)]
+    lifecycle.finish(db, GENERATION, made.id, JobStatus.SUCCEEDED, repository.ACTIVE)
     db.commit()
-    assert credits(client)["free_remaining"] == 22
+    assert credits(client)["free_remaining"] == 21
+    assert settlement.settle(GENERATION, made.id) is False  # a second settlement: nothing
+    assert credits(client)["free_remaining"] == 21
 
 
 def test_free_tier_runs_one_job_at_a_time_premium_four(client, accounts, db) -> None:
@@ -87,8 +90,7 @@ def test_finetune_reserves_20_and_failure_refunds_it(client, accounts, db) -> No
     finetune = personalization.start_finetune(db, user, subject.id, FinetuneRequest())
     db.commit()
     assert finetune.cost == 20 and credits(client)["free_remaining"] == 5
-    finetune.status = JobStatus.FAILED
-    personalization.settle(db, finetune)
+    lifecycle.finish(db, FINETUNE, finetune.id, JobStatus.FAILED, repository.ACTIVE, error="boom")
     db.commit()
     assert credits(client)["free_remaining"] == 25
     with pytest.raises(Exception) as refused:

@@ -1,5 +1,5 @@
 """The generation API without a worker: validation at the edge, jobs, queue position,
-idempotency, cancel of queued jobs, history, isolation, stale jobs."""
+idempotency, cancel of queued jobs, history, isolation, and outages at submit."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from app.catalog.service import resolve_model
-from app.generation import lifecycle
 from app.generation.models import Generation
 from app.model_base import JobStatus, utcnow
 from app.personalization.models import ModelKind, TrainedModel
+from tests.outage import post_with, unreachable_url
 
 VALID = {"prompt": "a red circle on a blue background"}
 
@@ -183,27 +183,15 @@ def test_archive_of_a_job_without_images_is_409(caller) -> None:
     assert response.status_code == 409 and response.json()["error"]["code"] == "no_images"
 
 
-def test_a_running_job_with_a_stale_heartbeat_is_failed_when_read(caller, db) -> None:
+def test_reading_a_job_never_changes_it(caller, db) -> None:
     job_id = _submit(caller).json()["id"]
-    long_ago = utcnow() - timedelta(seconds=lifecycle.STALE_AFTER_S + 5)
+    long_ago = utcnow() - timedelta(hours=1)
     db.query(Generation).filter_by(id=job_id).update(
         {"status": JobStatus.RUNNING, "started_at": long_ago, "heartbeat_at": long_ago})
     db.commit()
-    body = caller.get(f"/api/v1/generations/{job_id}").json()
-    assert body["status"] == "failed" and "stopped unexpectedly" in body["error"]
-
-
-def test_sweep_fails_only_stale_running_jobs(caller, db) -> None:
-    stale_id, fresh_id, queued_id = (_submit(caller).json()["id"] for _ in range(3))
-    now = utcnow()
-    for job_id, beat in ((stale_id, now - timedelta(seconds=lifecycle.STALE_AFTER_S + 1)), (fresh_id, now)):
-        db.query(Generation).filter_by(id=job_id).update({"status": JobStatus.RUNNING, "heartbeat_at": beat})
-    db.commit()
-    assert lifecycle.sweep_stale(db) == [stale_id]
-    db.commit()
+    assert caller.get(f"/api/v1/generations/{job_id}").json()["status"] == "running"  # the reconciler's job
     db.expire_all()
-    assert [db.get(Generation, i).status for i in (stale_id, fresh_id, queued_id)] == [
-        JobStatus.FAILED, JobStatus.RUNNING, JobStatus.QUEUED]
+    assert db.get(Generation, job_id).heartbeat_at == long_ago
 
 
 def test_long_poll_returns_at_timeout_when_nothing_changes(caller) -> None:
@@ -216,17 +204,31 @@ def test_long_poll_returns_at_timeout_when_nothing_changes(caller) -> None:
     assert caller.get(f"/api/v1/generations/{job_id}", params={"wait": 26}).status_code == 422
 
 
-def test_broker_down_fails_the_job_and_answers_503(caller, db, monkeypatch) -> None:
-    from app.generation import service
+def test_broker_down_at_submit_accepts_the_job_for_the_outbox(client, accounts, db) -> None:
+    accounts.signup(client)
+    key = accounts.api_key(client)["key"]
+    before = client.get("/api/v1/me").json()["credits"]["free_remaining"]
+    reply = post_with({"broker_url": unreachable_url()}, key, "/api/v1/generations", {**VALID, "n": 2})
+    assert reply.status == 202 and reply.body["status"] == "queued" and reply.body["cost"] == 2, reply
+    job = db.get(Generation, reply.body["id"])
+    assert job.status == JobStatus.QUEUED and job.dispatched_at is None  # due: the reconciler sends it
+    assert client.get("/api/v1/me").json()["credits"]["free_remaining"] == before - 2  # reserved once
 
-    def unreachable(*_args):
-        raise ConnectionError("broker down")
 
-    monkeypatch.setattr(service, "enqueue", unreachable)
-    response = _submit(caller)
-    assert response.status_code == 503, response.text
-    (job,) = db.query(Generation).all()
-    assert job.status == JobStatus.FAILED and "could not be queued" in job.error
+def test_credit_gate_down_at_submit_is_503_and_charges_nothing(backend, client, accounts, db) -> None:
+    if backend != "real":
+        pytest.skip("the Redis credit gate runs on the real backend")
+    from app.config import get_settings
+    from app.models import CreditLedgerEntry
+
+    accounts.signup(client)
+    key = accounts.api_key(client)["key"]
+    reply = post_with({"redis_url": unreachable_url(), "broker_url": get_settings().broker_url}, key,
+                      "/api/v1/generations", VALID)
+    assert reply.status == 503 and reply.body["error"]["code"] == "service_unavailable", reply
+    assert int(reply.headers["retry-after"]) > 0 and "nothing was charged" in reply.body["error"]["message"]
+    assert db.query(Generation).count() == 0
+    assert db.query(CreditLedgerEntry).filter(CreditLedgerEntry.reference.like("generation:%")).count() == 0
 
 
 def test_quality_profile_runs_more_steps_unless_told_otherwise(caller, db) -> None:

@@ -1,5 +1,6 @@
 """The job lifecycle through a real Celery worker running the tiny random model: progress,
-PNGs with parameters, reproducible seeds, cancel, failure, re-delivery and a killed worker."""
+PNGs with parameters, reproducible seeds, cancel, failure, re-delivery, a killed worker and a
+broker that is down at submit - with the credits each of them leaves."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image as PILImage
 
 from app.generation.models import Generation, Image
-from app.model_base import JobStatus, utcnow
+from app.model_base import JobStatus
 from app.personalization.models import ModelKind, TrainedModel
 from tests.generation.conftest import wait_final, wait_status
 
@@ -86,7 +87,12 @@ def test_progress_is_reported_while_running(worker, caller) -> None:
     assert seen[-1]["status"] == "succeeded" and len(seen[-1]["images"]) == 4
 
 
-def test_cancel_running_and_queued_jobs(worker, caller, db) -> None:
+def _free_credits(client) -> int:
+    return client.get("/api/v1/me").json()["credits"]["free_remaining"]
+
+
+def test_cancel_running_and_queued_jobs_refunds_both(worker, caller, db) -> None:
+    start = _free_credits(caller)
     running_id = _submit(caller, **LONG_JOB)
     queued_id = _submit(caller)
     wait_status(caller, running_id, "running")
@@ -97,15 +103,16 @@ def test_cancel_running_and_queued_jobs(worker, caller, db) -> None:
     assert running.status_code == 200 and running.json()["status"] == "canceled"
     # The worker stops at its next step and is free for the next job.
     after = wait_final(caller, _submit(caller, steps=2))[0]
-    assert after["status"] == "succeeded"
+    assert after["status"] == "succeeded" and _wait_settled(db, after["id"])
     db.expire_all()
     stopped = db.get(Generation, running_id)
     assert stopped.status == JobStatus.CANCELED and stopped.progress < 1 and stopped.images == []
     never_ran = db.get(Generation, queued_id)
     assert never_ran.status == JobStatus.CANCELED and never_ran.started_at is None
+    assert _free_credits(caller) == start - 1  # only the last job's picture was paid for
 
 
-def test_a_broken_model_fails_the_job_with_a_message(worker, caller, db, tmp_path) -> None:
+def test_a_broken_model_fails_the_job_with_a_message_and_a_refund(worker, caller, db, tmp_path) -> None:
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "unet").mkdir()  # no config, no weights
@@ -113,9 +120,12 @@ def test_a_broken_model_fails_the_job_with_a_message(worker, caller, db, tmp_pat
     model = TrainedModel(user_id=user_id, name="broken", kind=ModelKind.PERSONAL, path=str(broken))
     db.add(model)
     db.commit()
-    body = wait_final(caller, _submit(caller, model=model.id))[0]
+    start = _free_credits(caller)
+    job_id = _submit(caller, model=model.id, n=3)
+    body = wait_final(caller, job_id)[0]
     assert body["status"] == "failed" and body["images"] == []
     assert body["error"] == "The model could not be loaded: its files are missing or damaged."
+    assert _wait_settled(db, job_id) and _free_credits(caller) == start
     assert wait_final(caller, _submit(caller, steps=2))[0]["status"] == "succeeded"  # worker still fine
 
 
@@ -146,11 +156,11 @@ def test_redelivered_tasks_are_idempotent(worker, caller, db) -> None:
 
     done = wait_final(caller, _submit(caller, n=2, steps=3, seed=5))[0]
     enqueue("generation.run", done["id"])  # a finished job: nothing happens
-    # A job left 'running' by a lost worker, with one stale image row: re-run cleanly.
+    # A job queued again after its worker was lost, with one stale image row: re-run cleanly.
     job_id = _submit(caller, n=2, steps=3, seed=5)
     wait_final(caller, job_id)
     db.query(Generation).filter_by(id=job_id).update(
-        {"status": JobStatus.RUNNING, "progress": 0.5, "heartbeat_at": utcnow(), "finished_at": None})
+        {"status": JobStatus.QUEUED, "progress": 0.0, "finished_at": None})
     db.query(Image).filter_by(generation_id=job_id, index=1).update({"seed": 999})
     db.commit()
     enqueue("generation.run", job_id)
@@ -158,32 +168,51 @@ def test_redelivered_tasks_are_idempotent(worker, caller, db) -> None:
     assert rerun["status"] == "succeeded" and [i["seed"] for i in rerun["images"]] == [5, 6]
     assert caller.get(f"/api/v1/generations/{done['id']}").json() == done
     assert db.query(Image).filter_by(generation_id=job_id).count() == 2
-
-
-def test_completion_is_seen_within_100ms_of_the_worker_finishing(worker, caller, db) -> None:
-    job_id = _submit(caller, steps=2)
-    body = caller.get(f"/api/v1/generations/{job_id}", params={"wait": 20}).json()
-    while body["status"] not in ("succeeded", "failed"):
-        body = caller.get(f"/api/v1/generations/{job_id}", params={"wait": 20}).json()
-    seen_at = utcnow()
     db.expire_all()
-    lag = (seen_at - db.get(Generation, job_id).finished_at).total_seconds()
-    assert body["status"] == "succeeded" and lag < 0.1 * 3, lag  # x3: a busy shared 2-core machine
+    assert db.get(Generation, job_id).attempts == 2
 
 
-def test_a_killed_worker_leaves_no_job_running_forever(worker, caller, monkeypatch) -> None:
-    from app.generation import lifecycle
+def test_a_long_poll_answers_each_change(worker, caller) -> None:
+    # How fast the answer comes is measured in bench/generation.py (finish -> client).
+    job_id = _submit(caller, steps=2)
+    seen = [caller.get(f"/api/v1/generations/{job_id}").json()]
+    while seen[-1]["status"] not in ("succeeded", "failed"):
+        seen.append(caller.get(f"/api/v1/generations/{job_id}", params={"wait": 20}).json())
+        assert (seen[-1]["status"], seen[-1]["progress"]) != (seen[-2]["status"], seen[-2]["progress"]), seen
+    assert seen[-1]["status"] == "succeeded"
 
+
+def test_a_killed_workers_job_runs_again_on_the_next_and_is_charged_once(worker, caller, db) -> None:
+    start = _free_credits(caller)
     job_id = _submit(caller, **LONG_JOB)
     wait_status(caller, job_id, "running")
     worker.kill()
-    monkeypatch.setattr(lifecycle, "STALE_AFTER_S", 2.0)
-    deadline = time.monotonic() + 30
-    body = caller.get(f"/api/v1/generations/{job_id}").json()
-    while body["status"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        body = caller.get(f"/api/v1/generations/{job_id}").json()
-    assert body["status"] == "failed" and "stopped unexpectedly" in body["error"]
-    worker.start()  # a fresh worker serves the next job; the failed one stays failed
-    assert wait_final(caller, _submit(caller, steps=2))[0]["status"] == "succeeded"
-    assert caller.get(f"/api/v1/generations/{job_id}").json()["status"] == "failed"
+    worker.start()  # its reconciler queues the job again once the heartbeat is stale
+    body = wait_final(caller, job_id)[0]
+    assert body["status"] == "succeeded" and len(body["images"]) == 4, (body, worker.log()[-3000:])
+    db.expire_all()
+    assert db.get(Generation, job_id).attempts == 2
+    assert _wait_settled(db, job_id) and _free_credits(caller) == start - 4
+
+
+def test_a_job_accepted_while_the_broker_was_down_is_sent_by_the_outbox(worker, caller, db) -> None:
+    from tests.outage import post_with, unreachable_url
+
+    key = caller.headers["Authorization"].removeprefix("Bearer ")
+    reply = post_with({"broker_url": unreachable_url()}, key, "/api/v1/generations", {"prompt": PROMPT, "steps": 2})
+    assert reply.status == 202, reply
+    body = wait_final(caller, reply.body["id"])[0]  # the worker's reconciler sent it
+    assert body["status"] == "succeeded", worker.log()[-3000:]
+    db.expire_all()
+    assert db.get(Generation, reply.body["id"]).dispatches == 1
+
+
+def _wait_settled(db, job_id: str, timeout: float = 30) -> bool:
+    """Settlement follows the outcome in a step of its own."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.expire_all()
+        if db.get(Generation, job_id).settled_at is not None:
+            return True
+        time.sleep(0.1)
+    return False

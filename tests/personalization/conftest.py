@@ -26,14 +26,6 @@ def user(client, accounts) -> dict:
 
 
 @pytest.fixture
-def enqueued(monkeypatch) -> list[tuple[str, tuple[str, ...]]]:
-    """Records task sends instead of reaching the broker (tests that need no worker)."""
-    sent: list[tuple[str, tuple[str, ...]]] = []
-    monkeypatch.setattr("app.personalization.router.enqueue", lambda name, *ids: sent.append((name, ids)) or "task-id")
-    return sent
-
-
-@pytest.fixture
 def create_subject(client, user):
     def create(photos=None, name="Rex", class_noun="circle", http_client=None):
         data = {key: value for key, value in (("name", name), ("class_noun", class_noun)) if value is not None}

@@ -22,7 +22,7 @@ def tiny_model(env_override, tiny_base_folder, tmp_path):
 
 
 @pytest.fixture
-def queued_job(client, create_subject, enqueued, tiny_model):
+def queued_job(client, create_subject, tiny_model):
     def start(**overrides) -> str:
         subject = create_subject().json()
         response = client.post(f"/api/v1/subjects/{subject['id']}/finetunes", json=overrides)
@@ -64,6 +64,9 @@ def test_task_trains_reports_phases_and_records_the_personal_model(client, user,
 
 
 def test_cancel_during_training_releases_the_worker_and_makes_no_model(client, queued_job, monkeypatch, db) -> None:
+    import math
+
+    from app import storage
     from app.models import TrainedModel
     from app.personalization import runs
     from workers.finetune import run
@@ -75,10 +78,11 @@ def test_cancel_during_training_releases_the_worker_and_makes_no_model(client, q
         original(self, step, total)
         if step == 2:
             assert client.post(f"/api/v1/finetunes/{job_id}/cancel").json()["status"] == "canceled"
-            self._last_check = -1e9  # read the status at the next step instead of a second later
+            self.job._last_check = -math.inf  # read the status at the next step, not a second later
 
     monkeypatch.setattr(runs.ProgressReporter, "progress", progress_then_cancel)
     assert run(job_id) == "canceled"
+    assert not storage.resolve(f"finetunes/{job_id}/work/checkpoints").exists()  # it never resumes
     status = client.get(f"/api/v1/finetunes/{job_id}").json()
     assert status["status"] == "canceled" and status["model_id"] is None and status["step"] < 10
     assert db.query(TrainedModel).count() == 0

@@ -1,6 +1,6 @@
-"""Through a real worker process: a fine-tune started from the API finishes, and one whose
-worker is SIGKILLed mid-training is picked up by the next worker and resumes from its
-checkpoint (the broker does not re-deliver it by itself: see workers/finetune.py)."""
+"""Through a real worker process: a fine-tune whose worker is SIGKILLed mid-training is queued
+again by the next worker's reconciler (its heartbeat went stale) and resumes from its
+checkpoint, charged once."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ import pytest
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STEPS = 30
+# Beats twice a second, stale after six missed beats, repairs every half second.
+JOB_SETTINGS = {"JOB_HEARTBEAT_S": "0.5", "JOB_STALE_AFTER_S": "3", "JOB_RECONCILE_EVERY_S": "0.5"}
 
 
-def _start_worker(log_path: Path, **settings: str) -> subprocess.Popen:
-    env = {**os.environ, **{f"IMAGEBOOTH_{k.upper()}": v for k, v in settings.items()}}
+def _start_worker(log_path: Path) -> subprocess.Popen:
+    env = {**os.environ, **{f"IMAGEBOOTH_{k}": v for k, v in JOB_SETTINGS.items()}}
     with open(log_path, "a") as log:
         return subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--queues", "training"],
                                 cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -72,8 +74,7 @@ def test_killed_worker_job_resumes_from_its_checkpoint_on_the_next_worker(
             first.kill()
             first.wait()
     # 3. a new worker notices the dead worker's stale heartbeat and queues the job again
-    time.sleep(2.5)
-    second = _start_worker(log_path, FINETUNE_STALE_AFTER_S="2")
+    second = _start_worker(log_path)
     try:
         def finished() -> dict | None:
             status = client.get(f"/api/v1/finetunes/{job_id}").json()
@@ -85,6 +86,8 @@ def test_killed_worker_job_resumes_from_its_checkpoint_on_the_next_worker(
         second.wait(timeout=30)
     log = log_path.read_text()
     assert done["status"] == "succeeded", (done, log[-3000:])
+    entries = client.get("/api/v1/credits/ledger").json()["items"]
+    assert sum(e["amount"] for e in entries if e["reference"] == f"finetune:{job_id}") == -done["cost"]  # once
     assert done["attempts"] == 2 and done["resumed_from_step"] > 5, done  # not step 0
     assert f"fine-tune {job_id} resumed at step {done['resumed_from_step']}" in log
     model = db.get(TrainedModel, done["model_id"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 PING_TIMEOUT_S = 60  # includes the worker's start-up on a busy machine
@@ -19,11 +17,8 @@ def _ping(queue: str, payload: str, timeout: float):
 def test_worker_answers_ping_on_both_queues(worker_process, worker_log) -> None:
     first = _ping("inference", "hello", PING_TIMEOUT_S)  # waits out the worker's start-up
     assert first["pong"] == "hello" and first["pid"] == worker_process.pid
-    started = time.perf_counter()
-    second = _ping("training", "again", 10)
-    elapsed = time.perf_counter() - started
+    second = _ping("training", "again", PING_TIMEOUT_S)  # how fast: bench/generation.py (queue pickup)
     assert second["pong"] == "again" and second["pid"] == worker_process.pid
-    assert elapsed < 5, f"a warm round trip took {elapsed:.2f}s"
     assert worker_process.poll() is None, worker_log.read_text()
 
 
@@ -37,11 +32,16 @@ def test_routes_send_each_domain_to_its_queue() -> None:
 
 
 def test_reliability_settings() -> None:
+    import workers.finetune  # noqa: F401  (each import registers its task)
+    import workers.generation  # noqa: F401
     from workers.celery_app import app
 
     conf = app.conf
     assert app.main == "imagebooth"
-    assert conf.task_acks_late and conf.task_reject_on_worker_lost
+    for name in ("generation.run", "finetune.run"):  # the job tasks' policy (workers/jobs.py)
+        task = app.tasks[name]
+        assert task.acks_late and task.reject_on_worker_lost and task.max_retries is None, name
+    assert conf.broker_connection_max_retries is None  # a broker outage is waited out
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_serializer == "json" and conf.accept_content == ["json"]
     assert "workers.system" in app.conf.include

@@ -30,7 +30,6 @@ class FinetuneConfig:
     strategy: str = "auto"
     checkpoint_every: int = 100
     keep_checkpoints: int = 1
-    validation_every: int = 0  # 0: validation pictures only at the end
     train_text_encoder: bool = True
     background_variants: bool = False  # backgrounds.py: photos with a flat background on other colours
     seed: int = 0

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from app.catalog.model_card import CARD_NAME
+
 VALIDATION_SEEDS = (0, 1, 2, 3)
 
 
@@ -26,7 +28,7 @@ def validation_prompts(token: str, class_noun: str) -> list[str]:
 def validation_pictures(job, vae, unet, text_encoder, tokenizer) -> dict[str, list]:
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 
-    from workers.engine.model_defaults import model_defaults
+    from app.catalog.model_card import model_defaults
 
     defaults = model_defaults(job.base_model)
     scheduler = DPMSolverMultistepScheduler.from_pretrained(str(job.base_model), subfolder="scheduler")
@@ -67,7 +69,7 @@ def export_model(job, module, pictures: dict[str, list], timings: dict) -> dict:
         "base_model": str(job.base_model), "config": job.config.to_dict(),
         "timings": {k: round(v, 2) for k, v in timings.items()}, "validation": names,
     }
-    (staging / "imagebooth_model.json").write_text(json.dumps(card, indent=2))
+    (staging / CARD_NAME).write_text(json.dumps(card, indent=2))
     # the folder appears whole or not at all: a crash here leaves only the .partial
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)

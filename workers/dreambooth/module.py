@@ -76,7 +76,6 @@ class DreamBoothModule(L.LightningModule):
         # constant after a short warm-up, as the reference scripts default to
         warmup = max(1, self.config.steps // 20)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
-        self.log_lr = True
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_train_batch_end(self, outputs, batch, batch_idx):

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,11 +17,10 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from workers.dreambooth.config import FinetuneConfig
 from workers.dreambooth.data import DreamBoothData, class_prompt, encode_pictures, load_picture
-
-MODEL_CARD = "imagebooth_model.json"
 
 
 class Canceled(Exception):
@@ -46,6 +46,20 @@ class FinetuneJob:
     work_dir: Path  # checkpoints, TensorBoard logs
     class_bank: Path
     config: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Each checkpoint is written beside its final name and renamed into place, so a worker
+    killed mid-save leaves the previous checkpoint whole. (Lightning's own save stages the file
+    in the system's temporary folder and moves it: a copy, not a rename, when that folder is on
+    another filesystem than the work folder.)"""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        torch.save(checkpoint, partial)
+        os.replace(partial, target)
 
 
 class _ProgressCallback(Callback):
@@ -140,6 +154,7 @@ def fit(job: FinetuneJob, unet, text_encoder, tokenizer, scheduler, instance, kl
             _ProgressCallback(hooks, cfg.steps),
         ],
         log_every_n_steps=10,
+        plugins=[AtomicCheckpointIO()],
         enable_model_summary=False,
         enable_progress_bar=False,
         num_sanity_val_steps=0,

@@ -1,7 +1,7 @@
 """What a caller asks the engine for, what it gets back, and the input checks.
 
 Kept apart from the sampling loop so the worker task (and its tests) can build and validate
-requests without touching torch. Every bad input raises `RequestError`, a ValueError whose
+requests without touching torch. The limits are the web's (app/generation/limits.py, one copy for both). Every bad input raises `RequestError`, a ValueError whose
 `field` names the offending field, so the API layer can answer 422 with that name.
 """
 
@@ -10,17 +10,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from app.generation.limits import MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, PROFILE_NAMES
 from workers.engine.schedulers import SAMPLERS
 
-MAX_PROMPT_CHARS = 1000
-MAX_IMAGES = 8
-MAX_STEPS = 100
-MAX_GUIDANCE = 30.0
-# Seeds are stored and shown as plain integers; 2**32 keeps them A1111-compatible (its UI and
-# most tools treat seeds as unsigned 32-bit) while torch.Generator would accept more.
-MAX_SEED = 2**32 - 1
 MAX_SIDE = 2048
-PROFILE_NAMES = ("fast", "quality")
 
 
 class RequestError(ValueError):

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from workers.engine.model_defaults import ModelDefaults, model_defaults
+from app.catalog.model_card import ModelDefaults, model_defaults
 from workers.engine.profiles import DEFAULT_PROFILE, Profile, apply_profile, pick_device, resolve_profile
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from workers.engine.inputs import PROFILE_NAMES
+from app.generation.limits import PROFILE_NAMES, QUALITY_DEFAULT_STEPS
 
 DEFAULT_PROFILE = "fast"
 
@@ -44,7 +44,7 @@ class Profile:
 # UniPC at the model's default step count (8 unless its card says otherwise) for "fast";
 # DPM++ 2M (A1111's usual choice) at 25 steps, all fp32, for "quality". See MEASUREMENTS.
 _FAST = Profile(name="fast", sampler="UniPC", steps=None)
-_QUALITY = Profile(name="quality", sampler="DPM++ 2M", steps=25)
+_QUALITY = Profile(name="quality", sampler="DPM++ 2M", steps=QUALITY_DEFAULT_STEPS)
 
 
 def resolve_profile(name: str, device: torch.device, compile_unet: bool = False) -> Profile:

@@ -37,10 +37,6 @@ def canonical_caption(scene: Scene) -> str:
     return " ".join(parts)
 
 
-def class_caption(shape: str) -> str:
-    return with_article(shape)
-
-
 def random_caption(scene: Scene, rng: random.Random, background_p: float = 0.85) -> str:
     """A caption for `scene`: random wrapper, articles, case and punctuation."""
     core = core_phrase(scene)

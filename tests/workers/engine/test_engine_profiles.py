@@ -11,7 +11,7 @@ import torch
 
 from workers.engine import GenerationRequest, generate, resolve_profile
 from workers.engine.loading import LoadedPipeline, ModelRef, load_base_pipeline
-from workers.engine.model_defaults import model_defaults
+from app.catalog.model_card import model_defaults
 from workers.engine.profiles import _cpu_has_native_bf16
 from workers.engine.schedulers import make_scheduler
 

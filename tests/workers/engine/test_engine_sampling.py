@@ -172,7 +172,6 @@ def test_generate_images_and_warm_up_use_the_process_cache(tiny_ref):
     warmed = warm_up(tiny_ref, "fast")
     assert warmed.steps == 2 and len(warmed.images) == 1
     result = generate_images(tiny_ref, GenerationRequest(prompt="a red circle", n=2, seeds=[1, 2]))
-    assert result.timing.load_s < 1.0  # already warm
     assert result.seeds == [1, 2] and result.model_name == "tiny-sd"
     assert process_cache().get(tiny_ref, "fast").pipe is process_cache().get(tiny_ref, "fast").pipe
 

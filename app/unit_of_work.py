@@ -1,0 +1,52 @@
+"""What must wait until a unit of work commits: sending a task, settling credits, announcing
+a change, updating the Redis credit counter.
+
+Services register effects on the session; they run right after the outermost transaction
+commits (each in its own error boundary: the commit has happened, so a failing effect is logged,
+never turned into an error for a request that succeeded) and are dropped, or their
+`on_rollback` run, when it rolls back. Whatever an effect does must also be recorded in the
+committed rows, so that the reconciler (app/jobs/reconciler.py) can redo it when the effect is
+lost with its process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
+
+log = logging.getLogger(__name__)
+Effect = Callable[[], None]
+_PENDING = "imagebooth_after_commit"
+
+
+def after_commit(session: Session, on_commit: Effect, on_rollback: Effect | None = None) -> None:
+    session.info.setdefault(_PENDING, []).append((on_commit, on_rollback))
+
+
+def _run_commit_effects(session: Session) -> None:
+    for on_commit, _ in session.info.pop(_PENDING, ()):
+        _guarded(on_commit)
+
+
+def _run_rollback_effects(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None or _PENDING not in session.info:
+        return  # a savepoint (the outer transaction decides), or nothing pending
+    # Anything still pending was not committed.
+    for _, on_rollback in session.info.pop(_PENDING, []):
+        if on_rollback is not None:
+            _guarded(on_rollback)
+
+
+def _guarded(effect: Effect) -> None:
+    try:
+        effect()
+    except Exception:  # noqa: BLE001 - the rows say what is left to do; the reconciler does it
+        log.exception("an after-commit effect failed")
+
+
+# Listening on the Session class once costs every session nothing until an effect is pending.
+event.listen(Session, "after_commit", _run_commit_effects)
+event.listen(Session, "after_transaction_end", _run_rollback_effects)
