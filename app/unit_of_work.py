@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
 log = logging.getLogger(__name__)
-Effect = Callable[[], None]
+Effect = Callable[[], object]  # what it returns is ignored
 _PENDING = "imagebooth_after_commit"
 
 
@@ -43,7 +43,7 @@ def _run_rollback_effects(session: Session, transaction: SessionTransaction) -> 
 def _guarded(effect: Effect) -> None:
     try:
         effect()
-    except Exception:  # noqa: BLE001 - the rows say what is left to do; the reconciler does it
+    except Exception:
         log.exception("an after-commit effect failed")
 
 

@@ -39,7 +39,7 @@ from workers.jobs import job_task
 log = logging.getLogger(__name__)
 DENOISE_SHARE = 0.95  # progress reached when denoising ends; decoding and saving finish it
 KNOWN_ERRORS = {
-    RequestError: lambda exc: f"Invalid {exc.field}: {str(exc).split(': ', 1)[-1]}",  # type: ignore[attr-defined]
+    RequestError: lambda exc: f"Invalid {exc.field}: {str(exc).split(': ', 1)[-1]}",
     ModelNotFound: lambda exc: "The model this job asked for no longer exists.",
     # Paths stay in the worker's log; the owner learns what happened.
     OSError: lambda exc: "The model could not be loaded: its files are missing or damaged.",

@@ -70,7 +70,7 @@ def job_task(kind: JobKind, failure: str, known_errors: KnownErrors | None = Non
                     log.error("%s %s: interrupted by an outage (%s); the reconciler queues it again",
                               kind.name, job_id, type(exc).__name__, exc_info=True)
                     return "interrupted"
-                except Exception as exc:  # noqa: BLE001 - every failure ends as a readable message
+                except Exception as exc:
                     message = readable_error(exc, failure, known_errors or {})
                     log.warning("%s %s failed: %s", kind.name, job_id, message, exc_info=True)
                     return "failed" if _record_failure(job, message) else "stopped"

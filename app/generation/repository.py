@@ -7,7 +7,6 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.db import rows_changed
 from app.generation.models import Generation, Image
 from app.model_base import JobStatus
 

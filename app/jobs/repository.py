@@ -13,8 +13,11 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from app.db import rows_changed
+from app.generation.models import Generation
 from app.jobs.kinds import JobRow
 from app.model_base import JobStatus
+from app.personalization.models import Finetune
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 RUNNING = (JobStatus.RUNNING,)
@@ -22,7 +25,9 @@ FINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
 def get(session: Session, model: type[JobRow], job_id: str) -> JobRow | None:
-    return session.get(model, job_id, populate_existing=True)
+    job = session.get(model, job_id, populate_existing=True)
+    assert job is None or isinstance(job, Generation | Finetune)  # what `model` maps
+    return job
 
 
 def transition(
@@ -37,7 +42,7 @@ def transition(
     if beat_before is not None:
         conditions.append(_last_beat(model) < beat_before)
     statement = update(model).where(*conditions).values(**values).execution_options(synchronize_session=False)
-    return session.execute(statement).rowcount == 1
+    return rows_changed(session, statement) == 1
 
 
 def claim(session: Session, model: type[JobRow], job_id: str, now: datetime) -> int | None:
@@ -110,7 +115,7 @@ def take_send(session: Session, model: type[JobRow], job_id: str, seen_dispatche
         .values(dispatched_at=now, dispatches=seen_dispatches + 1)
         .execution_options(synchronize_session=False)
     )
-    return session.execute(statement).rowcount == 1
+    return rows_changed(session, statement) == 1
 
 
 def mark_unsent(session: Session, model: type[JobRow], job_id: str, dispatches: int) -> None:

@@ -93,7 +93,10 @@ async def _check_photos(images: list[UploadFile]) -> tuple[list[uploads.CheckedP
         filename = _display_name(upload.filename, index)
         data = await uploads.read_bounded(upload, limit)
         result = uploads.too_large(filename, limit) if data is None else await uploads.check_off_loop(filename, data)
-        (checked if isinstance(result, uploads.CheckedPhoto) else rejected).append(result)
+        if isinstance(result, uploads.CheckedPhoto):
+            checked.append(result)
+        else:
+            rejected.append(result)
     return checked, rejected
 
 

@@ -32,7 +32,7 @@ def test_routes_send_each_domain_to_its_queue() -> None:
 
 
 def test_reliability_settings() -> None:
-    import workers.finetune  # noqa: F401  (each import registers its task)
+    import workers.finetune
     import workers.generation  # noqa: F401
     from workers.celery_app import app
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from app.catalog.model_card import model_defaults
 from workers.engine import GenerationRequest, generate, resolve_profile
 from workers.engine.loading import LoadedPipeline, ModelRef, load_base_pipeline
-from app.catalog.model_card import model_defaults
 from workers.engine.profiles import _cpu_has_native_bf16
 from workers.engine.schedulers import make_scheduler
 
