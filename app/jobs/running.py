@@ -126,9 +126,11 @@ class JobRun:
                 record(session)  # first: the job's row may refer to what it records
             if lifecycle.finish(session, self.kind, self.job_id, status, attempt=self.attempt, **values):
                 return True
-            session.rollback()  # not ours any more: record nothing
-        self.lost = True
-        return False
+            session.rollback()  # record nothing
+            # A retry after a commit whose answer was lost finds its own outcome there.
+            ours = repository.attempt_state(session, self.kind.model, self.job_id) == (status, self.attempt)
+        self.lost = not ours
+        return ours
 
 
 class Heartbeats:
