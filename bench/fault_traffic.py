@@ -102,6 +102,12 @@ class Traffic:
         with self._lock:
             self.answers[answer] += 1
 
+    def burst(self, per_user: int = 2) -> None:
+        """Longer jobs from every user at once: a queue and a running job for the fault to hit."""
+        for user in self.users:
+            for _ in range(per_user):
+                self.submit(user, n=2, steps=50)
+
     def _user_loop(self, user: User) -> None:
         mine: list[str] = []
         while not self._stop.wait(random.uniform(0.5, 1.5) * SUBMIT_EVERY_S):
@@ -156,10 +162,11 @@ class Outcome:
     fault: str
     accepted: int  # jobs committed (and charged), whether or not the client heard 202
     client_accepted: int
+    in_flight: int  # accepted and not yet settled when the fault began
     ended: int  # final and settled
     retried: int  # jobs run more than once (their worker was lost)
     lost: int
-    resolve_s: float | None  # fault over -> last job ended and settled
+    resolve_s: float | None  # fault over -> the last job accepted before then ended and settled (0: all before)
     http_500: int
     answers: dict[str, int]
     charge_mismatches: int  # jobs whose ledger net is not exactly what they made
@@ -172,7 +179,8 @@ class Outcome:
 
     def line(self) -> str:
         resolve = f"{self.resolve_s:.1f} s" if self.resolve_s is not None else "never"
-        return (f"{self.backend:9} {self.fault:9} accepted {self.accepted:3} ended {self.ended:3} retried {self.retried}"
+        return (f"{self.backend:9} {self.fault:9} accepted {self.accepted:3} in flight {self.in_flight:2}"
+                f" ended {self.ended:3} retried {self.retried}"
                 f" lost {self.lost}"
                 f"  resolved in {resolve}  HTTP 500: {self.http_500}  charges off: {self.charge_mismatches}"
                 f"  balances off: {self.balance_mismatches}  {'OK' if self.ok else 'FAILED'}")
@@ -196,24 +204,27 @@ def _jobs(engine: Engine) -> list[dict[str, Any]]:
         return [{"kind": kind, **row} for kind, query in kinds for row in connection.execute(query).mappings()]
 
 
-def check_jobs(database_url: str, fault: str, backend: str, traffic: Traffic, recovered_at: float,
+def check_jobs(database_url: str, fault: str, backend: str, traffic: Traffic, window: tuple[float, float],
                deadline_s: float) -> Outcome:
     """Wait (up to deadline_s after the fault's end) until every job has ended and is settled.
-    `recovered_at` (wall clock) is when the fault ended; the time to resolve runs from there to
-    the settlement of the last job accepted before it."""
+    `window`: when the fault began and ended (wall clock); the time to resolve runs from its end
+    to the settlement of the last job accepted before then."""
+    began, ended = window
     engine = _engine(database_url)
     while True:
         rows = _jobs(engine)
         open_jobs = [row for row in rows if row["settled_at"] is None]  # settled only once it ended
-        if not open_jobs or time.time() > recovered_at + deadline_s:
+        if not open_jobs or time.time() > ended + deadline_s:
             break
         time.sleep(0.5)
-    before = [row["settled_at"].timestamp() for row in rows if row["created_at"].timestamp() < recovered_at]
+    before = [row for row in rows if row["created_at"].timestamp() < ended]
+    in_flight = [row for row in before if row["settled_at"] is None or row["settled_at"].timestamp() > began]
+    last = max((row["settled_at"].timestamp() for row in before if row["settled_at"]), default=ended)
     charges, balances = _money(engine, rows)
     return Outcome(
         backend=backend, fault=fault, accepted=len(rows), client_accepted=len(traffic.accepted) + len(traffic.finetunes),
-        ended=len(rows) - len(open_jobs), retried=sum(row["attempts"] > 1 for row in rows), lost=len(open_jobs),
-        resolve_s=max(before) - recovered_at if before and not open_jobs else None,
+        in_flight=len(in_flight), ended=len(rows) - len(open_jobs), retried=sum(row["attempts"] > 1 for row in rows),
+        lost=len(open_jobs), resolve_s=max(0.0, last - ended) if not open_jobs else None,
         http_500=sum(count for answer, count in traffic.answers.items() if answer.endswith(" 500")),
         answers=dict(traffic.answers), charge_mismatches=charges, balance_mismatches=balances,
         finetunes=[{"status": r["status"], "attempts": r["attempts"], "resumed_from_step": r["resumed"]}

@@ -76,37 +76,41 @@ def run_fault(backend: str, fault: str, work: Path) -> Outcome:
         users = make_users(run.service, count=6, credits=1000)
         traffic = Traffic(run.service.url, users, run.database_url)
         traffic.wait_for_workers()
-        recovered_at = INJECT[fault](run, traffic)
+        window = INJECT[fault](run, traffic)
         traffic.stop()
-        return check_jobs(run.database_url, fault, backend, traffic, recovered_at, RESOLVE_DEADLINE_S)
+        return check_jobs(run.database_url, fault, backend, traffic, window, RESOLVE_DEADLINE_S)
 
 
-# --- the faults -----------------------------------------------------------------------------
-def inject_redis(run: Run, traffic: Traffic) -> float:
+# --- the faults: each returns (began, ended), wall-clock -----------------------------------
+def inject_redis(run: Run, traffic: Traffic) -> tuple[float, float]:
     assert run.redis is not None
     traffic.start()
     time.sleep(8)
+    traffic.burst()  # jobs waiting in the queue, so that the kill loses messages
+    began = time.time()
     run.redis.kill()  # broker and credit gate at once, with every queued message
     time.sleep(5)
     run.redis.start()  # empty
-    recovered_at = time.time()
+    ended = time.time()
     time.sleep(10)
-    return recovered_at
+    return began, ended
 
 
-def inject_postgres(run: Run, traffic: Traffic) -> float:
+def inject_postgres(run: Run, traffic: Traffic) -> tuple[float, float]:
     assert run.postgres is not None
     traffic.start()
     time.sleep(8)
+    traffic.burst()  # jobs running and queued when the database goes
+    began = time.time()
     run.postgres.stop()
     time.sleep(10)
     run.postgres.start()
-    recovered_at = time.time()
+    ended = time.time()
     time.sleep(10)
-    return recovered_at
+    return began, ended
 
 
-def inject_worker(run: Run, traffic: Traffic) -> float:
+def inject_worker(run: Run, traffic: Traffic) -> tuple[float, float]:
     long_job = traffic.submit(traffic.users[0], n=4, steps=100)
     finetune = start_finetune(run.service.url, traffic.users[1])
     traffic.track_finetune(finetune)
@@ -114,24 +118,25 @@ def inject_worker(run: Run, traffic: Traffic) -> float:
     # killed once the generation runs and the fine-tune has a checkpoint (its step is past one)
     wait_until(lambda: traffic.status(long_job) == "running", 120, "the long generation to run")
     wait_until(lambda: traffic.finetune_step(finetune) > 10, 300, "the fine-tune's first checkpoint")
+    began = time.time()
     for queues in ("inference", "training"):
         run.service.kill_worker(queues)
     for queues in ("inference", "training"):
         run.service.start_worker(queues)
-    recovered_at = time.time()
+    ended = time.time()
     time.sleep(10)
-    return recovered_at
+    return began, ended
 
 
-def inject_web(run: Run, traffic: Traffic) -> float:
-    """Timed from the death: the outbox repairs it whether or not the web process returns."""
+def inject_web(run: Run, traffic: Traffic) -> tuple[float, float]:
+    """Over at the death: the outbox repairs it whether or not the web process returns."""
     traffic.start()
     wait_until(lambda: run.service.web is not None and run.service.web.poll() is not None, 60,
                "the web process to die at its fifth send")
-    died_at = time.time()
+    died = time.time()
     run.service.start_web()  # as a supervisor would
     time.sleep(10)
-    return died_at
+    return died, died
 
 
 INJECT = {"redis": inject_redis, "postgres": inject_postgres, "worker": inject_worker, "web": inject_web}
