@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 from app.config import get_settings
-from app.generation.schemas import QUALITY_DEFAULT_STEPS
+from app.generation.limits import QUALITY_DEFAULT_STEPS
 
 REFERENCE_PIXELS = 512 * 512
 

@@ -171,7 +171,7 @@ def start_finetune(session: Session, user: User, subject_id: str, request: Finet
         phase=FinetunePhase.QUEUED, progress=0.0, step=0, total_steps=overrides.get("steps", 0),
         config=overrides,
     )
-    finetune.cost = pricing.finetune_cost(overrides.get("steps"))
+    finetune.cost = pricing.finetune_cost(request.steps)
     lifecycle.submit(session, FINETUNE, user, finetune)
     return finetune
 

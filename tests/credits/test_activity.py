@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from app.auth.models import User
 from app.credits import service
-from app.generation import lifecycle
-from app.generation.models import Generation
+from app.generation.models import Generation, Image
+from app.jobs import lifecycle, repository
+from app.jobs.kinds import GENERATION
+from app.model_base import JobStatus
 
 
 def submit(client, accounts, n: int):
@@ -18,8 +20,10 @@ def test_one_line_per_job_and_other_entries_as_they_are(client, accounts, db, en
     service.admin_grant(db, db.get(User, me["id"]), 10, note="welcome")
     db.commit()
     settled = submit(client, accounts, n=5)  # 3 free + 2 paid held
-    lifecycle.settle_charge(db, db.get(Generation, settled["id"]), images_made=4)
-    db.commit()
+    job = db.get(Generation, settled["id"])
+    job.images = [Image(user_id=job.user_id, index=k, seed=k, path=f"x/{k}.png", width=8, height=8) for k in range(4)]
+    lifecycle.finish(db, GENERATION, job.id, JobStatus.SUCCEEDED, repository.ACTIVE)
+    db.commit()  # settled after the commit: 4 pictures made
     running = submit(client, accounts, n=2)
     items = client.get("/api/v1/credits/activity").json()["items"]
     assert [(item["kind"], item["reason"], item["amount"]) for item in items] == [

@@ -9,8 +9,9 @@ import json
 import pytest
 
 from app.credits import pricing
-from app.generation import lifecycle
-from app.generation.models import Generation
+from app.generation.models import Generation, Image
+from app.jobs import lifecycle, repository
+from app.jobs.kinds import GENERATION
 from app.model_base import JobStatus
 
 BUNDLED_STEPS = 4  # models/shapes-v1's card
@@ -77,8 +78,10 @@ def test_settlement_charges_the_pictures_made(client, accounts, db) -> None:
     job = submit(client, accounts, n=4, steps=8).json()  # 2 credits a picture
     assert job["cost"] == 8 and free_remaining(client) == 17
     generation = db.get(Generation, job["id"])
-    lifecycle.settle_charge(db, generation, images_made=3)
-    db.commit()
+    generation.images = [Image(user_id=generation.user_id, index=k, seed=k, path=f"x/{k}.png", width=8, height=8)
+                         for k in range(3)]
+    lifecycle.finish(db, GENERATION, generation.id, JobStatus.SUCCEEDED, repository.ACTIVE)
+    db.commit()  # settled after the commit
     assert free_remaining(client) == 25 - 6
     assert pricing.charge_for_pictures(8, 4, 0) == 0 and pricing.charge_for_pictures(8, 4, 9) == 8
 
@@ -87,7 +90,7 @@ def test_a_canceled_job_refunds_everything(client, accounts, db) -> None:
     accounts.signup(client)
     job = submit(client, accounts, n=2, steps=40).json()
     assert free_remaining(client) == 5
-    lifecycle.finish(db, job["id"], JobStatus.CANCELED, (JobStatus.QUEUED,))
+    lifecycle.cancel(db, GENERATION, job["id"])
     db.commit()
     assert free_remaining(client) == 25
 
