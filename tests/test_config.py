@@ -99,3 +99,12 @@ def test_blank_secrets_count_as_missing(bare_env: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("IMAGEBOOTH_ENV", "production")
     with pytest.raises(ValidationError, match="IMAGEBOOTH_SECRET_KEY must be set"):
         Settings(_env_file=None)
+
+
+def test_a_job_is_stale_only_after_several_missed_heartbeats(bare_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEBOOTH_JOB_HEARTBEAT_S", "2")
+    monkeypatch.setenv("IMAGEBOOTH_JOB_STALE_AFTER_S", "2")  # one late beat would look like a dead worker
+    with pytest.raises(ValidationError, match="at least 3 times IMAGEBOOTH_JOB_HEARTBEAT_S"):
+        Settings()
+    monkeypatch.setenv("IMAGEBOOTH_JOB_STALE_AFTER_S", "6")
+    assert Settings().job_stale_after_s == 6
