@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("postgres", "embedded", "both"), default="both")
     parser.add_argument("--faults", default=",".join(ALL_FAULTS))
+    parser.add_argument("--keep", type=Path, default=None, help="work (logs, databases) in this new folder, kept")
     parser.add_argument("--serve-web", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--die-at-send", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -186,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     backends = ("postgres", "embedded") if args.backend == "both" else (args.backend,)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="imagebooth-faults-") as folder:
-        work = Path(folder)
+        work = args.keep or Path(folder)
+        work.mkdir(parents=True, exist_ok=True)
         work.chmod(0o755)  # the postgres user creates its cluster below it
         prepare(work)
         for backend in backends:

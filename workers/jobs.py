@@ -38,7 +38,7 @@ from workers.celery_app import app
 log = logging.getLogger(__name__)
 OUTAGE_ERRORS = (*DATABASE_ERRORS, redis.RedisError, BrokerError)
 MAX_ERROR_CHARS = 500
-CLAIM_RETRY_MAX_S = 30.0
+CLAIM_RETRY_MAX_S = 5.0  # a claim waits out a database outage in steps of at most this
 KnownErrors = dict[type[Exception], Callable[[Exception], str]]
 
 

@@ -31,7 +31,7 @@ from app.model_base import JobStatus, utcnow
 log = logging.getLogger(__name__)
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 OUTCOME_RETRY_S = 60.0  # a finished job's outcome waits this long for the database to return
-OUTCOME_RETRY_MAX_DELAY_S = 5.0
+OUTCOME_RETRY_MAX_DELAY_S = 2.0  # so that it is written within 2 s of the database returning
 
 
 class JobStopped(Exception):
