@@ -25,7 +25,6 @@ from app.generation.limits import (
     MAX_STEPS,
     Profile,
 )
-
 from app.validation import Line, Text
 
 DEFAULT_PAGE_SIZE = 20
