@@ -7,30 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.load import free_port, wait_for_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
 
 
 @dataclass
@@ -118,7 +102,7 @@ class Service:
         command = [sys.executable, str(ROOT / "bench" / "faults.py"), "--serve-web", str(self.web_port),
                    "--die-at-send", str(die_at_send)]
         self.web = self._spawn("web", command)
-        wait_for_port(self.web_port, timeout=60)
+        wait_for_port(self.web_port, timeout_s=60)
 
     def start_worker(self, queues: str) -> None:
         command = [sys.executable, "-m", "app.cli", "worker", "--queues", queues, "--loglevel", "INFO"]
