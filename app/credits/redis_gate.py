@@ -163,6 +163,7 @@ class RedisGate:
         again after this transaction wrote its hold, which is then no sign of a repeat."""
         day = ledger.day_of(now).isoformat()
         deadline = time.monotonic() + REBUILD_WAIT_S
+        checked_against_ledger = False
         while True:
             result = self._reserve(keys=[counter_key(user_id)], args=[amount, day])
             outcome = result[0].decode()
@@ -171,6 +172,13 @@ class RedisGate:
             if outcome == "insufficient":
                 if first_try and ledger.existing_reservation(session, user_id, reference) is not None:
                     return 0, 0, ""  # a repeat: write_hold inserts nothing, nothing to give back
+                if may_rebuild and not checked_against_ledger:
+                    # Before refusing, make the counter agree with the ledger once: a refund or
+                    # grant whose update was lost in a Redis blip leaves it low (never high),
+                    # and a refusal is the only moment that error shows.
+                    checked_against_ledger = True
+                    self._rebuild(user_id, now)
+                    continue
                 raise insufficient_credits(int(result[1]), amount)
             if not may_rebuild:
                 # The counter vanished again while this transaction holds the user's lock.

@@ -7,6 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 
 from app.credits import ledger, service
 from app.db import session_scope
@@ -129,4 +130,29 @@ def test_counter_rebuilt_between_decision_and_lock_decides_again(
         hold = ledger.existing_reservation(session, user.id, "contested")
     assert (hold.amount if hold else 0) == (3 if accepted else 0)
     assert spendable(user) == (0 if accepted else 1)
+    assert_redis_agrees(gate, user)
+
+
+def test_a_refund_lost_in_a_redis_blip_does_not_keep_credits_from_the_user(backend, use_gate, make_user) -> None:
+    """The ledger refunded 5 credits, but the counter update after the commit never reached
+    Redis (a blip with the data intact). The next request that the ledger allows succeeds:
+    a refusal first brings the counter back to the ledger."""
+    if backend != "real":
+        pytest.skip("needs Redis (the real backend)")
+    gate = use_gate("redis")
+    user = make_user(paid=0)  # 25 free today
+    assert try_reserve(user, "job:a", amount=25)
+    real_apply = gate._apply
+
+    def blip(*args, **kwargs):
+        raise redis.ConnectionError("connection reset by peer")
+
+    gate._apply = blip
+    with session_scope() as session:
+        service.settle(session, user.id, "job:a", used=20)  # 5 come back in the ledger only
+    gate._apply = real_apply
+    assert int(gate.counter(user.id)["free"]) == 0  # the counter still says nothing is left
+    assert try_reserve(user, "job:b", amount=5)
+    assert not try_reserve(user, "job:c", amount=1)  # and then it is really spent
+    assert spendable(user) == 0
     assert_redis_agrees(gate, user)
