@@ -21,6 +21,9 @@ class ModelDefaults:
     name: str
     guidance_scale: float = 7.5
     steps: int = 8  # the fast profile's step count; "quality" takes more
+    # subfolder of a cheaper decoder distilled from the VAE (AutoencoderTiny), for the fast
+    # profile only; the card names it only once it kept prompt fidelity (workers/shapes/distill.py)
+    fast_decoder: str | None = None
 
 
 def model_defaults(folder: Path | str) -> ModelDefaults:
@@ -36,6 +39,7 @@ def _read(path: Path, _mtime: float) -> ModelDefaults:
         name=str(data.get("name") or path.name),
         guidance_scale=float(data.get("guidance_scale", ModelDefaults.guidance_scale)),
         steps=int(data.get("steps", ModelDefaults.steps)),
+        fast_decoder=data.get("fast_decoder") or None,
     )
 
 

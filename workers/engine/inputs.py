@@ -79,6 +79,7 @@ class GenerationResult:
     model_name: str
     profile: str
     timing: Timing = field(default_factory=Timing)
+    backend: str = ""  # what ran the networks, e.g. "openvino-bf16" (backends.py)
 
 
 def _is_int(value) -> bool:

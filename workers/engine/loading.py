@@ -10,7 +10,11 @@ A personal model folder holds any of:
 - `unet/` and/or `text_encoder/`: full fine-tunes of those parts (diffusers format);
 - `pytorch_lora_weights.safetensors`: a peft LoRA (as diffusers' DreamBooth LoRA script
   writes it), fused into a private copy of the base's UNet / text encoder at load so that
-  sampling costs exactly what the base costs.
+  sampling costs exactly what the base costs (on the compiled backend too: the fused copy is
+  compiled like a full fine-tune, see backend_choice).
+
+Each loaded pipeline carries the backend that runs its networks (backends.py), chosen at
+load by backend_choice.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from typing import Any
 import torch
 
 from app.catalog.model_card import ModelDefaults, model_defaults
-from workers.engine.profiles import DEFAULT_PROFILE, Profile, apply_profile, pick_device, resolve_profile
+from workers.engine.backend_choice import BackendSettings, load_fast_decoder, prepare_base, prepare_personal
+from workers.engine.backends import Backend, TorchBackend
+from workers.engine.profiles import DEFAULT_PROFILE, Profile, pick_device, resolve_profile
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,10 @@ class LoadedPipeline:
     profile: Profile
     device: torch.device
     defaults: ModelDefaults  # the base model's sampling defaults and name
+    backend: Backend | None = None  # None: the pipeline's own modules (TorchBackend)
+
+    def runner(self) -> Backend:
+        return self.backend if self.backend is not None else TorchBackend(self.pipe, self.profile, self.device)
 
     @property
     def display_name(self) -> str:
@@ -75,8 +85,10 @@ def _require_folder(path: Path, what: str, marker: str) -> None:
         raise FileNotFoundError(f"{what}: {path} is not a model folder (no {marker})")
 
 
-def load_base_pipeline(path: Path, profile: Profile, device: torch.device):
-    """Read a diffusers SD folder from disk (never the hub) and prepare it for `profile`."""
+def load_base_pipeline(path: Path, profile: Profile, device: torch.device,
+                       settings: BackendSettings | None = None) -> tuple[object, Backend]:
+    """Read a diffusers SD folder from disk (never the hub), prepare it for `profile`, and
+    choose its backend (backend_choice.prepare_base)."""
     from diffusers import StableDiffusionPipeline
 
     _require_folder(path, "model", "model_index.json")
@@ -88,8 +100,9 @@ def load_base_pipeline(path: Path, profile: Profile, device: torch.device):
         safety_checker=None,
         requires_safety_checker=False,
     )
-    apply_profile(pipe, profile, device)
-    return pipe
+    decoder = load_fast_decoder(path, model_defaults(path).fast_decoder, profile)
+    backend = prepare_base(pipe, profile, device, settings or BackendSettings(), decoder)
+    return pipe, backend
 
 
 def inspect_personal_folder(folder: Path) -> PersonalParts:
@@ -130,8 +143,9 @@ def _fresh_part(part: str, personal: Path, base: Path, use_personal: bool):
     return model_class.from_pretrained(source / part, local_files_only=True, dtype=torch.float32)
 
 
-def load_personal_pipeline(base: LoadedPipeline, folder: Path):
-    """A new pipeline object that shares the base's parts and owns only the personal ones."""
+def load_personal_pipeline(base: LoadedPipeline, folder: Path) -> tuple[object, list[str]]:
+    """A new pipeline object that shares the base's parts and owns only the personal ones,
+    still in fp32 (prepare_personal casts or compiles the owned parts, named in the list)."""
     from diffusers import StableDiffusionPipeline
 
     parts = inspect_personal_folder(folder)
@@ -160,9 +174,7 @@ def load_personal_pipeline(base: LoadedPipeline, folder: Path):
         pipe.load_lora_weights(str(folder), weight_name=LORA_WEIGHTS_NAME)
         pipe.fuse_lora(components=components)
         pipe.unload_lora_weights()
-    # 4. Only now quantize / cast / compile, and only the parts this model owns.
-    apply_profile(pipe, base.profile, base.device, modules=[n for n, own in owned.items() if own])
-    return pipe
+    return pipe, [name for name, own in owned.items() if own]
 
 
 class PipelineCache:
@@ -177,10 +189,12 @@ class PipelineCache:
         max_personal: int = DEFAULT_PERSONAL_CACHE_SIZE,
         device: torch.device | None = None,
         compile_unet: bool = False,
+        backend: BackendSettings | None = None,
     ):
         self.max_personal = max_personal
         self.device = device or pick_device()
         self.compile_unet = compile_unet
+        self.backend = backend or BackendSettings()
         self._bases: dict[tuple[Path, str], LoadedPipeline] = {}
         self._personal: OrderedDict[tuple[Path, Path, str], LoadedPipeline] = OrderedDict()
         self._lock = threading.RLock()
@@ -190,16 +204,16 @@ class PipelineCache:
         with self._lock:
             base = self._get_base(Path(ref.base).resolve(), profile)
             if ref.personal is None:
-                return LoadedPipeline(base.pipe, ref, profile, self.device, base.defaults)
+                return LoadedPipeline(base.pipe, ref, profile, self.device, base.defaults, base.backend)
             return self._get_personal(base, Path(ref.personal).resolve(), ref)
 
     def _get_base(self, path: Path, profile: Profile) -> LoadedPipeline:
         key = (path, profile.name)
         if key not in self._bases:
             logger.info("loading base model %s for profile %s", path, profile.name)
-            pipe = load_base_pipeline(path, profile, self.device)
+            pipe, backend = load_base_pipeline(path, profile, self.device, self.backend)
             defaults = model_defaults(path)
-            self._bases[key] = LoadedPipeline(pipe, ModelRef(base=path), profile, self.device, defaults)
+            self._bases[key] = LoadedPipeline(pipe, ModelRef(base=path), profile, self.device, defaults, backend)
         return self._bases[key]
 
     def _get_personal(self, base: LoadedPipeline, folder: Path, ref: ModelRef) -> LoadedPipeline:
@@ -208,11 +222,12 @@ class PipelineCache:
             self._personal.move_to_end(key)
         else:
             logger.info("loading personal model %s on %s", folder, base.ref.base)
-            pipe = load_personal_pipeline(base, folder)
-            self._personal[key] = LoadedPipeline(pipe, ref, base.profile, self.device, base.defaults)
+            pipe, owned = load_personal_pipeline(base, folder)
+            backend = prepare_personal(base.runner(), pipe, base.profile, self.device, owned, self.backend)
+            self._personal[key] = LoadedPipeline(pipe, ref, base.profile, self.device, base.defaults, backend)
             self._evict()
         cached = self._personal[key]
-        return LoadedPipeline(cached.pipe, ref, cached.profile, cached.device, cached.defaults)
+        return LoadedPipeline(cached.pipe, ref, cached.profile, cached.device, cached.defaults, cached.backend)
 
     def _evict(self) -> None:
         while len(self._personal) > self.max_personal:
@@ -243,7 +258,8 @@ def process_cache() -> PipelineCache:
     return _process_cache
 
 
-def configure_process_cache(max_personal: int = DEFAULT_PERSONAL_CACHE_SIZE, compile_unet: bool = False) -> None:
+def configure_process_cache(max_personal: int = DEFAULT_PERSONAL_CACHE_SIZE, compile_unet: bool = False,
+                            backend: BackendSettings | None = None) -> None:
     """Replace this process's cache with one set up from worker settings (at worker start)."""
     global _process_cache
-    _process_cache = PipelineCache(max_personal=max_personal, compile_unet=compile_unet)
+    _process_cache = PipelineCache(max_personal=max_personal, compile_unet=compile_unet, backend=backend)

@@ -157,4 +157,6 @@ def parameters_for(result, index: int) -> ImageParameters:
         width=result.width,
         height=result.height,
         model=result.model_name,
+        # which compiled or PyTorch path drew it: the fast profile picks one per machine
+        extra={"Backend": result.backend} if result.backend else {},
     )

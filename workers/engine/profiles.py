@@ -39,6 +39,11 @@ class Profile:
     int8_linear: bool = False  # dynamic int8 quantization of the UNet's nn.Linear layers
     channels_last: bool = False
     compile_unet: bool = False
+    # Whether the compiled CPU backend (openvino_backend) is a candidate: the choice between
+    # it and PyTorch is made by a warm-up A/B at load (backend_choice), not here.
+    compiled_candidate: bool = False
+    # Whether a cheaper decoder distilled from the model's VAE (its card's fast_decoder) is used.
+    fast_decoder: bool = False
 
 
 # UniPC at the model's default step count (8 unless its card says otherwise) for "fast";
@@ -61,8 +66,8 @@ def resolve_profile(name: str, device: torch.device, compile_unet: bool = False)
     if device.type == "cuda":
         settings = _cuda_fast_settings()
     else:
-        settings = _cpu_fast_settings()
-    return dataclasses.replace(_FAST, compile_unet=compile_unet, **settings)
+        settings = dict(_cpu_fast_settings(), compiled_candidate=True)
+    return dataclasses.replace(_FAST, compile_unet=compile_unet, fast_decoder=True, **settings)
 
 
 def _cuda_fast_settings() -> dict:
@@ -80,12 +85,12 @@ def _cpu_fast_settings() -> dict:
     # AVX512-BF16 CPU, for a mean pixel change of 0.5/255 (max 5/255). Without native bf16
     # instructions, bf16 is emulated and slower, so such CPUs stay in fp32. The text encoder
     # runs once per request: bf16 there buys nothing and perturbs the conditioning.
-    if _cpu_has_native_bf16():
+    if cpu_has_native_bf16():
         return dict(unet_dtype=torch.bfloat16, vae_dtype=torch.bfloat16)
     return {}
 
 
-def _cpu_has_native_bf16() -> bool:
+def cpu_has_native_bf16() -> bool:
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
 

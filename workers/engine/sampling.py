@@ -4,7 +4,10 @@
     2. encode prompt        each distinct prompt and the negative prompt once, one row per image
     3. prepare latents      one CPU torch.Generator per image, seeded with that image's seed
     4. denoise              classifier-free guidance as ONE batched UNet forward [uncond; cond]
-    5. decode               VAE, to PIL
+    5. decode               VAE (or the fast profile's distilled decoder), to PIL
+
+The networks run on the pipeline's backend (backends.py: PyTorch, or OpenVINO compiled for
+this CPU); everything per request - seeds, scheduler, guidance, progress - stays here.
 
 Why our own loop and not StableDiffusionPipeline.__call__: the stock call draws one batch of
 noise from one generator (or needs a generator list we would build anyway), has no per-request
@@ -16,15 +19,18 @@ same maths, so the stock pipeline with the same scheduler gives the same images.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from workers.engine.backends import Backend
 from workers.engine.inputs import GenerationRequest, GenerationResult, Timing, check_request, resolve_seeds
 from workers.engine.loading import LoadedPipeline, ModelRef, get_pipeline
-from workers.engine.profiles import autocast_context
-from workers.engine.schedulers import make_scheduler
+from workers.engine.profiles import Profile
+from workers.engine.schedulers import make_scheduler, needs_generators
 
 # (step done, total steps), called after every denoising step; the caller throttles its own
 # writes. An exception raised from it stops the run and propagates: that is how a job is
@@ -78,7 +84,7 @@ def plan_request(loaded: LoadedPipeline, request: GenerationRequest) -> Sampling
     )
 
 
-def _embed(pipe, text: str, device: torch.device) -> torch.Tensor:
+def _tokens(pipe, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     tokens = pipe.tokenizer(
         text,
         padding="max_length",
@@ -87,34 +93,49 @@ def _embed(pipe, text: str, device: torch.device) -> torch.Tensor:
         return_tensors="pt",
     )
     # SD 1.x text encoders were trained without an attention mask; follow the model's config.
-    mask = None
-    if getattr(pipe.text_encoder.config, "use_attention_mask", False):
-        mask = tokens.attention_mask.to(device)
-    return pipe.text_encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
+    uses_mask = getattr(pipe.text_encoder.config, "use_attention_mask", False)
+    return tokens.input_ids, (tokens.attention_mask if uses_mask else None)
 
 
-def encode_prompt(pipe, plan: SamplingPlan, device: torch.device) -> torch.Tensor:
+# backend -> {text: its hidden states}; weak, so an evicted personal model's entries go with it
+_EMBEDDINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MAX_EMBEDDINGS = 64
+
+
+def _embed(backend: Backend, pipe, text: str) -> torch.Tensor:
+    """Hidden states of one text, remembered per backend: nearly every request has the same
+    (empty) negative prompt, whose text-encoder pass was a twentieth of a compiled picture."""
+    cache = _EMBEDDINGS.setdefault(backend, {})
+    if text not in cache:
+        if len(cache) >= _MAX_EMBEDDINGS:
+            cache.clear()
+        cache[text] = backend.encode_text(*_tokens(pipe, text))
+    return cache[text]
+
+
+def encode_prompt(backend: Backend, pipe, plan: SamplingPlan) -> torch.Tensor:
     """2. Text embeddings for the batch: [uncond x n; cond of each image], or the conds without CFG.
 
     A prompt shared by several images (all n of a plain request) goes through the text
-    encoder once.
+    encoder once. fp32 and contiguous once here, so no step of the loop copies them again.
     """
     n = len(plan.seeds)
     distinct = list(dict.fromkeys(plan.prompts))
-    cond = torch.cat([_embed(pipe, text, device) for text in distinct])
+    cond = torch.cat([_embed(backend, pipe, text) for text in distinct])
     embeddings = cond[[distinct.index(text) for text in plan.prompts]]
     if plan.uses_guidance:
-        uncond = _embed(pipe, plan.negative_prompt, device).expand(n, -1, -1)
+        uncond = _embed(backend, pipe, plan.negative_prompt).expand(n, -1, -1)
         embeddings = torch.cat([uncond, embeddings])
-    return embeddings.to(pipe.unet.dtype)
+    return embeddings.float().contiguous()
 
 
-def prepare_latents(pipe, plan: SamplingPlan, scheduler, device: torch.device) -> torch.Tensor:
+def prepare_latents(pipe, plan: SamplingPlan, scheduler, device: torch.device):
     """3. Starting noise, image k drawn from its own generator seeded with seeds[k].
 
     Drawn on the CPU in fp32 and then moved, so a seed gives the same noise on every machine
     and in every profile; and because each image has its own generator, image k of a batch
-    starts from exactly the noise its seed gives alone.
+    starts from exactly the noise its seed gives alone. The generators are returned for
+    samplers that draw fresh noise at each step (LCM), which keeps that property.
     """
     shape = (
         1,
@@ -122,48 +143,50 @@ def prepare_latents(pipe, plan: SamplingPlan, scheduler, device: torch.device) -
         plan.height // pipe.vae_scale_factor,
         plan.width // pipe.vae_scale_factor,
     )
-    noise = [
-        torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed), dtype=torch.float32)
-        for seed in plan.seeds
-    ]
-    return torch.cat(noise).to(device) * scheduler.init_noise_sigma
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in plan.seeds]
+    noise = [torch.randn(shape, generator=generator, dtype=torch.float32) for generator in generators]
+    return torch.cat(noise).to(device) * scheduler.init_noise_sigma, generators
 
 
-def predict_noise(unet, scheduler, latents, t, embeddings, guidance_scale: float, uses_guidance: bool):
+def predict_noise(backend: Backend, scheduler, latents, t, embeddings, guidance_scale: float, uses_guidance: bool):
     """One guided model prediction: a single UNet call on [uncond; cond] when guiding."""
     model_input = torch.cat([latents, latents]) if uses_guidance else latents
-    model_input = scheduler.scale_model_input(model_input, t).to(unet.dtype)
-    prediction = unet(model_input, t, encoder_hidden_states=embeddings, return_dict=False)[0]
-    prediction = prediction.float()
+    prediction = backend.predict_noise(scheduler.scale_model_input(model_input, t), t, embeddings)
     if not uses_guidance:
         return prediction
     uncond, cond = prediction.chunk(2)
     return uncond + guidance_scale * (cond - uncond)
 
 
-def denoise(pipe, plan, scheduler, latents, embeddings, on_progress: ProgressCallback | None = None):
+def denoise(backend: Backend, plan, scheduler, latents, embeddings, generators=None,
+            on_progress: ProgressCallback | None = None):
     """4. Walk the scheduler's timesteps; latents stay fp32 whatever the UNet's dtype."""
     timesteps = scheduler.timesteps
     total = len(timesteps)
+    step_extra = {"generator": generators} if needs_generators(plan.sampler) else {}
     for index, t in enumerate(timesteps):
-        noise_pred = predict_noise(
-            pipe.unet, scheduler, latents, t, embeddings, plan.guidance_scale, plan.uses_guidance
-        )
-        latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+        noise_pred = predict_noise(backend, scheduler, latents, t, embeddings, plan.guidance_scale, plan.uses_guidance)
+        latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_extra)[0]
         if on_progress is not None:
             on_progress(index + 1, total)
     return latents
 
 
-def decode_latents(pipe, latents: torch.Tensor) -> list:
-    """5. VAE decode to PIL, undoing the latent scaling the model was trained with."""
-    config = pipe.vae.config
-    latents = latents / config.scaling_factor
-    if getattr(config, "shift_factor", None):
-        latents = latents + config.shift_factor
-    pixels = pipe.vae.decode(latents.to(pipe.vae.dtype), return_dict=False)[0]
-    pixels = (pixels.float() / 2 + 0.5).clamp(0, 1)
+def decode_latents(backend: Backend, pipe, latents: torch.Tensor) -> list:
+    """5. Decode to PIL (the backend undoes the latent scaling its decoder was trained with)."""
+    pixels = (backend.decode(latents) / 2 + 0.5).clamp(0, 1)
     return pipe.image_processor.numpy_to_pil(pixels.permute(0, 2, 3, 1).cpu().numpy())
+
+
+def _sample(loaded: LoadedPipeline, plan: SamplingPlan, backend: Backend, on_progress=None):
+    """Steps 2-4 under inference mode; returns (final latents, seconds spent encoding)."""
+    scheduler = make_scheduler(loaded.pipe.scheduler.config, plan.sampler, plan.steps, loaded.device)
+    started = time.perf_counter()
+    embeddings = encode_prompt(backend, loaded.pipe, plan)
+    encoded = time.perf_counter()
+    latents, generators = prepare_latents(loaded.pipe, plan, scheduler, loaded.device)
+    latents = denoise(backend, plan, scheduler, latents, embeddings, generators, on_progress)
+    return latents, encoded - started
 
 
 def generate(
@@ -172,27 +195,35 @@ def generate(
     """Run one request on a loaded pipeline; all n images go through as one batch."""
     started = time.perf_counter()
     plan = plan_request(loaded, request)
-    pipe, device = loaded.pipe, loaded.device
-    scheduler = make_scheduler(pipe.scheduler.config, plan.sampler, plan.steps, device)
-    marks = [time.perf_counter()]
-    with torch.inference_mode(), autocast_context(loaded.profile, device):
-        embeddings = encode_prompt(pipe, plan, device)
-        marks.append(time.perf_counter())
-        latents = prepare_latents(pipe, plan, scheduler, device)
-        latents = denoise(pipe, plan, scheduler, latents, embeddings, on_progress)
-        marks.append(time.perf_counter())
-        images = decode_latents(pipe, latents)
-    marks.append(time.perf_counter())
-    timing = Timing(
-        encode_s=marks[1] - marks[0],
-        denoise_s=marks[2] - marks[1],
-        decode_s=marks[3] - marks[2],
-        total_s=marks[3] - started,
-    )
-    return _result(loaded, request, plan, images, timing)
+    backend = loaded.runner()
+    with torch.inference_mode():
+        latents, encode_s = _sample(loaded, plan, backend, on_progress)
+        denoised = time.perf_counter()
+        images = decode_latents(backend, loaded.pipe, latents)
+    finished = time.perf_counter()
+    timing = Timing(encode_s=encode_s, denoise_s=denoised - started - encode_s, decode_s=finished - denoised,
+                    total_s=finished - started)
+    return _result(loaded, request, plan, images, timing, backend.name)
 
 
-def _result(loaded, request, plan: SamplingPlan, images, timing: Timing) -> GenerationResult:
+def sample_latents(loaded: LoadedPipeline, request: GenerationRequest) -> torch.Tensor:
+    """The final latents of a request, undecoded (distillation data, benchmarks)."""
+    with torch.inference_mode():
+        return _sample(loaded, plan_request(loaded, request), loaded.runner())[0]
+
+
+def run_backend_once(pipe, profile: Profile, backend: Backend) -> None:
+    """One batch-1 generation of the model's defaults on `backend` (the load-time A/B)."""
+    from app.catalog.model_card import model_defaults
+
+    defaults = model_defaults(pipe.name_or_path)
+    loaded = LoadedPipeline(pipe, ModelRef(Path(pipe.name_or_path)), profile, pipe.device, defaults, backend)
+    plan = plan_request(loaded, GenerationRequest(prompt="warm up", seeds=[0], profile=profile.name))
+    with torch.inference_mode():
+        decode_latents(backend, pipe, _sample(loaded, plan, backend)[0])
+
+
+def _result(loaded, request, plan: SamplingPlan, images, timing: Timing, backend: str) -> GenerationResult:
     return GenerationResult(
         images=images,
         seeds=plan.seeds,
@@ -206,6 +237,7 @@ def _result(loaded, request, plan: SamplingPlan, images, timing: Timing) -> Gene
         model_name=loaded.display_name,
         profile=loaded.profile.name,
         timing=timing,
+        backend=backend,
     )
 
 

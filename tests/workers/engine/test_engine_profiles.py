@@ -11,8 +11,9 @@ import torch
 
 from app.catalog.model_card import model_defaults
 from workers.engine import GenerationRequest, generate, resolve_profile
+from workers.engine.backend_choice import BackendSettings
 from workers.engine.loading import LoadedPipeline, ModelRef, load_base_pipeline
-from workers.engine.profiles import _cpu_has_native_bf16
+from workers.engine.profiles import cpu_has_native_bf16
 from workers.engine.schedulers import make_scheduler
 
 CPU = torch.device("cpu")
@@ -28,7 +29,7 @@ def test_quality_is_full_precision_with_more_steps():
 def test_fast_on_cpu_keeps_only_what_measured_faster():
     fast = resolve_profile("fast", CPU)
     assert fast.sampler == "UniPC" and fast.steps is None  # steps: the model card's
-    expected = torch.bfloat16 if _cpu_has_native_bf16() else torch.float32
+    expected = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     assert (fast.unet_dtype, fast.vae_dtype, fast.text_encoder_dtype) == (expected, expected, torch.float32)
     assert not (fast.int8_linear or fast.channels_last or fast.compile_unet or fast.autocast_dtype)
     assert resolve_profile("fast", CPU, compile_unet=True).compile_unet
@@ -40,7 +41,8 @@ def test_unknown_profile():
 
 
 def _load(folder, profile) -> LoadedPipeline:
-    return LoadedPipeline(load_base_pipeline(folder, profile, CPU), ModelRef(folder), profile, CPU, model_defaults(folder))
+    pipe, backend = load_base_pipeline(folder, profile, CPU, BackendSettings(mode="torch"))
+    return LoadedPipeline(pipe, ModelRef(folder), profile, CPU, model_defaults(folder), backend)
 
 
 @pytest.mark.parametrize(

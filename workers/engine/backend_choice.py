@@ -1,0 +1,125 @@
+"""Which backend runs a loaded pipeline: measured at load, never assumed.
+
+For a profile that allows the compiled CPU backend (the fast profile on CPU), loading a base
+model builds both and times one warm-up generation of the model's defaults on each,
+interleaved, a few rounds; the faster one serves the profile and the worker log says which,
+with both times. Everything else (the quality profile, GPUs, OpenVINO not installed or failing
+to export a model) runs on PyTorch. Personal models run on their base's choice: their own
+parts are compiled beside the base's shared ones (a LoRA is already fused into a private copy
+of the part at load, so the compiled copy costs what the base costs per step).
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from workers.engine.backends import Backend, TorchBackend
+from workers.engine.profiles import Profile, apply_profile
+
+logger = logging.getLogger(__name__)
+
+BACKEND_MODES = ("auto", "torch", "openvino")
+PART_OF_MODULE = {"text_encoder": "text", "unet": "unet"}
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    mode: str = "auto"  # "auto": the warm-up A/B; "torch" or "openvino": forced (tests, operators)
+    cache_dir: Path | None = None  # compiled blobs; None: <data dir>/cache/openvino
+    rounds: int = 3
+
+    def __post_init__(self) -> None:
+        if self.mode not in BACKEND_MODES:
+            raise ValueError(f"backend: unknown mode {self.mode!r} (known: {', '.join(BACKEND_MODES)})")
+
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir is not None:
+            return Path(self.cache_dir)
+        from app.config import get_settings
+
+        return get_settings().data_dir / "cache" / "openvino"
+
+
+def load_fast_decoder(folder: Path, subfolder: str | None, profile: Profile):
+    """The model card's distilled decoder (fp32, to be cast with the VAE), if the profile uses one."""
+    if not (profile.fast_decoder and subfolder and (folder / subfolder / "config.json").exists()):
+        return None
+    from diffusers import AutoencoderTiny
+
+    return AutoencoderTiny.from_pretrained(folder / subfolder, local_files_only=True, dtype=torch.float32).eval()
+
+
+def _wants_compiled(profile: Profile, settings: BackendSettings, pipe) -> bool:
+    from workers.engine.openvino_backend import openvino_available
+
+    if settings.mode == "torch" or not profile.compiled_candidate:
+        return False
+    # the exported text encoder takes no attention mask; such models stay on PyTorch
+    return openvino_available() and not getattr(pipe.text_encoder.config, "use_attention_mask", False)
+
+
+def _compiled_backend(pipe, settings: BackendSettings, decoder):
+    from workers.engine.openvino_backend import OpenVinoBackend, compile_parts
+
+    try:
+        parts = compile_parts(pipe, ("text", "unet", "decoder"), settings.resolved_cache_dir(), decoder=decoder)
+    except Exception:  # an architecture the exporter cannot trace still runs on PyTorch
+        logger.exception("openvino: could not export this model; it runs on PyTorch")
+        return None
+    return OpenVinoBackend(parts["text"], parts["unet"], parts["decoder"], (decoder or pipe.vae).config)
+
+
+def prepare_base(pipe, profile: Profile, device: torch.device, settings: BackendSettings, decoder=None) -> Backend:
+    """Build the candidates from the fp32 pipeline, apply the profile, and pick by measurement.
+
+    Order matters: the compiled backend is exported from (and keyed by) the fp32 weights, so
+    it is built before apply_profile casts the modules in place for the PyTorch backend.
+    """
+    compiled = _compiled_backend(pipe, settings, decoder) if _wants_compiled(profile, settings, pipe) else None
+    apply_profile(pipe, profile, device)
+    if decoder is not None:
+        decoder.to(device=device, dtype=profile.vae_dtype).requires_grad_(False)
+    torch_backend = TorchBackend(pipe, profile, device, decoder)
+    if compiled is None:
+        return torch_backend
+    if settings.mode == "openvino":
+        return compiled
+    return _faster(pipe, profile, [torch_backend, compiled], settings.rounds)
+
+
+def _faster(pipe, profile: Profile, candidates: list, rounds: int):
+    """The candidate with the lowest median time for one default generation at batch 1."""
+    from workers.engine.sampling import run_backend_once
+
+    for backend in candidates:  # first runs allocate and compile; not timed
+        run_backend_once(pipe, profile, backend)
+    times: dict[str, list[float]] = {backend.name: [] for backend in candidates}
+    for _ in range(rounds):
+        for backend in candidates:  # interleaved, so load from elsewhere hits both alike
+            started = time.perf_counter()
+            run_backend_once(pipe, profile, backend)
+            times[backend.name].append(time.perf_counter() - started)
+    best = min(candidates, key=lambda backend: statistics.median(times[backend.name]))
+    summary = ", ".join(f"{name} {statistics.median(t) * 1e3:.1f} ms" for name, t in times.items())
+    logger.info("profile %s runs on %s (warm-up A/B at batch 1: %s)", profile.name, best.name, summary)
+    return best
+
+
+def prepare_personal(base_backend: Backend, pipe, profile: Profile, device: torch.device, owned: list[str],
+                     settings: BackendSettings) -> Backend:
+    """A personal model's backend: its own parts compiled (or cast), the base's shared."""
+    from workers.engine.openvino_backend import OpenVinoBackend, compile_parts
+
+    if isinstance(base_backend, OpenVinoBackend):
+        parts = compile_parts(pipe, [PART_OF_MODULE[name] for name in owned], settings.resolved_cache_dir(),
+                              precision=base_backend.unet.precision)
+        apply_profile(pipe, profile, device, modules=owned)
+        return base_backend.with_parts(**parts)
+    apply_profile(pipe, profile, device, modules=owned)
+    decoder = base_backend.decoder if isinstance(base_backend, TorchBackend) else None
+    return TorchBackend(pipe, profile, device, decoder)
