@@ -31,6 +31,7 @@ PART_OF_MODULE = {"text_encoder": "text", "unet": "unet"}
 class BackendSettings:
     mode: str = "auto"  # "auto": the warm-up A/B; "torch" or "openvino": forced (tests, operators)
     cache_dir: Path | None = None  # compiled blobs; None: <data dir>/cache/openvino
+    precision: str | None = None  # OpenVINO "bf16" or "f32"; None: bf16 where the CPU has it natively
     rounds: int = 3
 
     def __post_init__(self) -> None:
@@ -67,7 +68,8 @@ def _compiled_backend(pipe, settings: BackendSettings, decoder):
     from workers.engine.openvino_backend import OpenVinoBackend, compile_parts
 
     try:
-        parts = compile_parts(pipe, ("text", "unet", "decoder"), settings.resolved_cache_dir(), decoder=decoder)
+        parts = compile_parts(pipe, ("text", "unet", "decoder"), settings.resolved_cache_dir(), settings.precision,
+                              decoder=decoder)
     except Exception:  # an architecture the exporter cannot trace still runs on PyTorch
         logger.exception("openvino: could not export this model; it runs on PyTorch")
         return None

@@ -1,0 +1,169 @@
+"""Both backends on the tiny model: same pictures, the compile cache, personal models, the A/B."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from personal_folders import write_full_finetune, write_lora
+
+from workers.engine import GenerationRequest, ModelRef, PipelineCache, generate, parameters_for
+from workers.engine.backend_choice import BackendSettings
+from workers.engine.openvino_backend import OpenVinoBackend, weights_hash
+
+pytest.importorskip("openvino")
+CPU = torch.device("cpu")
+PROMPT = "a red circle on the left"
+
+
+def make_cache(cache_dir, mode: str, precision: str | None = "f32") -> PipelineCache:
+    return PipelineCache(max_personal=2, device=CPU, backend=BackendSettings(mode, cache_dir, precision, rounds=1))
+
+
+def pixels(loaded, seeds=(5,), **changes) -> np.ndarray:
+    values = dict(prompt=PROMPT, n=len(seeds), seeds=list(seeds), profile=loaded.profile.name, steps=4)
+    result = generate(loaded, GenerationRequest(**{**values, **changes}))
+    return np.stack([np.asarray(image).astype(np.int16) for image in result.images])
+
+
+def torch_fp32(cache_dir, folder, personal=None):
+    """The fast profile's sampler and steps on PyTorch in full precision: the reference."""
+    cache = PipelineCache(device=CPU, backend=BackendSettings("torch", cache_dir))
+    loaded = cache.get(ModelRef(base=folder, personal=personal), "fast")
+    for module in (loaded.pipe.unet, loaded.pipe.vae, loaded.pipe.text_encoder):
+        module.to(torch.float32)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    """One compile cache for the tests that are not about the cache: each export is paid once."""
+    return tmp_path_factory.mktemp("blobs")
+
+
+@pytest.fixture()
+def compiled(blobs, tiny_model_dir):
+    return make_cache(blobs, "openvino").get(ModelRef(base=tiny_model_dir), "fast")
+
+
+def test_compiled_fp32_draws_the_pictures_pytorch_draws(compiled, tmp_path, tiny_model_dir):
+    assert isinstance(compiled.backend, OpenVinoBackend) and compiled.backend.name == "openvino-f32"
+    reference = torch_fp32(tmp_path / "unused", tiny_model_dir)
+    for seeds, guidance in (((5,), None), ((1, 2, 3), None), ((4,), 1.0)):  # with and without CFG
+        difference = np.abs(pixels(compiled, seeds, guidance_scale=guidance) -
+                            pixels(reference, seeds, guidance_scale=guidance))
+        assert difference.max() <= 2, (seeds, guidance)
+
+
+def test_bf16_precision_stays_close(blobs, tmp_path, tiny_model_dir):
+    loaded = make_cache(blobs, "openvino", "bf16").get(ModelRef(base=tiny_model_dir), "fast")
+    reference = torch_fp32(tmp_path / "unused", tiny_model_dir)
+    assert loaded.backend.name == "openvino-bf16"
+    assert np.abs(pixels(loaded) - pixels(reference)).mean() < 4
+
+
+def test_each_batch_size_gets_its_own_static_compile_and_seeds_stay_independent(compiled):
+    batch = pixels(compiled, (11, 22, 33))
+    for k, seed in enumerate((11, 22, 33)):
+        assert np.abs(batch[k] - pixels(compiled, (seed,))[0]).max() <= 2
+    shapes = {shapes[0][0] for shapes in compiled.backend.unet._compiled}
+    assert shapes == {2, 6}  # [uncond; cond] rows for n=1 and n=3, each compiled with fixed shapes
+
+
+def test_restart_imports_the_cached_blobs_without_converting(tmp_path, tiny_model_dir, monkeypatch):
+    blobs = tmp_path / "blobs"
+    first = pixels(make_cache(blobs, "openvino").get(ModelRef(base=tiny_model_dir), "fast"))
+    files = sorted(path.name for path in blobs.iterdir())
+    assert any(name.endswith(".blob") for name in files) and any(name.endswith(".xml") for name in files)
+
+    import openvino
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted again despite a warm cache")
+
+    monkeypatch.setattr(openvino, "convert_model", no_conversion)
+    monkeypatch.setattr(openvino.Core, "compile_model", no_conversion)
+    again = pixels(make_cache(blobs, "openvino").get(ModelRef(base=tiny_model_dir), "fast"))
+    assert np.array_equal(first, again)
+    assert sorted(path.name for path in blobs.iterdir()) == files
+
+
+def test_cache_key_follows_the_weights(tiny_model_dir):
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_model_dir / "unet")
+    before = weights_hash(unet)
+    assert weights_hash(UNet2DConditionModel.from_pretrained(tiny_model_dir / "unet")) == before
+    with torch.no_grad():
+        next(unet.parameters()).add_(1e-3)
+    assert weights_hash(unet) != before
+
+
+def test_full_finetune_compiles_its_own_unet_and_shares_the_rest(blobs, tmp_path, tiny_model_dir):
+    cache = make_cache(blobs, "openvino")
+    base = cache.get(ModelRef(base=tiny_model_dir), "fast")
+    folder = write_full_finetune(tiny_model_dir, tmp_path / "full", scale=1.05)
+    personal = cache.get(ModelRef(base=tiny_model_dir, personal=folder), "fast")
+    assert personal.backend.unet is not base.backend.unet
+    assert personal.backend.unet.weights != base.backend.unet.weights
+    assert personal.backend.text is base.backend.text and personal.backend.decoder is base.backend.decoder
+    reference = torch_fp32(tmp_path / "unused", tiny_model_dir, folder)
+    assert np.abs(pixels(personal) - pixels(reference)).max() <= 2
+    assert np.abs(pixels(personal) - pixels(base)).max() > 2
+
+
+def test_lora_folds_into_a_compiled_copy(blobs, tmp_path, tiny_model_dir):
+    cache = make_cache(blobs, "openvino")
+    base = cache.get(ModelRef(base=tiny_model_dir), "fast")
+    folder = write_lora(tiny_model_dir, tmp_path / "lora", with_text_encoder=True)
+    personal = cache.get(ModelRef(base=tiny_model_dir, personal=folder), "fast")
+    assert personal.backend.text is not base.backend.text and personal.backend.unet is not base.backend.unet
+    reference = torch_fp32(tmp_path / "unused", tiny_model_dir, folder)
+    assert np.abs(pixels(personal) - pixels(reference)).max() <= 2
+
+
+def test_auto_picks_by_measurement_says_which_and_the_png_names_it(blobs, tmp_path, tiny_model_dir, caplog):
+    cache = make_cache(blobs, "auto")
+    with caplog.at_level(logging.INFO, logger="workers.engine.backend_choice"):
+        loaded = cache.get(ModelRef(base=tiny_model_dir), "fast")
+    [message] = [r.getMessage() for r in caplog.records if "warm-up A/B" in r.getMessage()]
+    assert loaded.backend.name in message and "torch-" in message and "openvino-f32" in message
+    result = generate(loaded, GenerationRequest(prompt=PROMPT, seeds=[1]))
+    assert result.backend == loaded.backend.name
+    assert parameters_for(result, 0).extra == {"Backend": loaded.backend.name}
+
+
+def test_quality_and_forced_torch_stay_on_pytorch(tmp_path, tiny_model_dir):
+    assert make_cache(tmp_path / "a", "auto").get(ModelRef(base=tiny_model_dir), "quality").backend.name == "torch-fp32"
+    assert make_cache(tmp_path / "b", "torch").get(ModelRef(base=tiny_model_dir), "fast").backend.name.startswith("torch")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def with_fast_decoder(tiny_model_dir, folder):
+    """The tiny model plus a (random) TAESD-style decoder that its card names."""
+    from diffusers import AutoencoderTiny
+
+    shutil.copytree(tiny_model_dir, folder)
+    torch.manual_seed(3)
+    AutoencoderTiny(decoder_block_out_channels=(8, 8), num_decoder_blocks=(1, 0), encoder_block_out_channels=(8, 8),
+                    num_encoder_blocks=(1, 1)).save_pretrained(folder / "vae_fast", safe_serialization=True)
+    (folder / "imagebooth_model.json").write_text(json.dumps({"name": "tiny-fast", "fast_decoder": "vae_fast"}))
+    return folder
+
+
+@pytest.mark.parametrize("mode", ["torch", "openvino"])
+def test_fast_profile_decodes_with_the_cards_fast_decoder(blobs, tmp_path, tiny_model_dir, mode):
+    folder = with_fast_decoder(tiny_model_dir, tmp_path / "with-decoder")
+    cache = make_cache(blobs, mode)
+    fast = cache.get(ModelRef(base=folder), "fast")
+    plain = make_cache(blobs, mode).get(ModelRef(base=tiny_model_dir), "fast")
+    quality = cache.get(ModelRef(base=folder), "quality")
+    assert np.abs(pixels(fast) - pixels(plain)).max() > 8  # a different decoder drew it
+    # quality keeps the full VAE: same pictures as the model without a fast decoder
+    reference = make_cache(blobs, mode).get(ModelRef(base=tiny_model_dir), "quality")
+    assert np.array_equal(pixels(quality, sampler="UniPC"), pixels(reference, sampler="UniPC"))
