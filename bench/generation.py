@@ -1,11 +1,18 @@
 """Generation speed, one run, printing ratios against named baselines in this process.
 
-(a) engine: stock diffusers `StableDiffusionPipeline` on the same weights at its defaults
-    (PNDM - `PNDMScheduler.from_config` of the folder's scheduler config, since a folder may
-    ship a faster default; 50 steps; guidance 7.5; fp32) versus the engine's fast profile,
-    per image at batch 1 and batch 8, each with its prompt-fidelity score
-    (workers.shapes.evaluate cases, read back by workers.shapes.reader; meaningful only on
-    the bundled shapes model).
+(a) engine: per picture at batch 1 and batch 8, at the model card's sampler, steps and
+    guidance, with each variant's prompt fidelity (workers.shapes.evaluate cases read back by
+    workers.shapes.reader; meaningful only on the bundled shapes model), variants interleaved
+    prompt by prompt so load from elsewhere hits all alike:
+      stock diffusers  StableDiffusionPipeline, same scheduler and steps, fp32
+      engine before    the fast profile on PyTorch with the full VAE decoder (main before issue 15)
+      openvino f32/bf16  the compiled backend with the full decoder (the issue's peer)
+      engine after     the fast profile as it loads now (backend by warm-up A/B, the card's
+                       fast decoder)
+    and the compute limit: the FLOPs of one picture (torch's FlopCounterMode on the UNet, the
+    decoder and the text encoder) over the matmul rate measured here (fp32 and bf16).
+(s) worker start: a fresh process loads and warms the base model, cold (empty compile cache)
+    and warm (the cache the cold one left).
 (b) service: end to end through the HTTP API (uvicorn) and a real worker on a Redis broker
     (or the filesystem broker with --embedded) versus the engine called directly in this
     process, n=1 and n=8, p50 and p95, plus the lag from the worker finishing a job to the
@@ -16,7 +23,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,6 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--embedded", action="store_true", help="filesystem broker instead of Redis")
     parser.add_argument("--skip-stock", action="store_true")
     parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument("--skip-start", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -51,69 +61,217 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-# --- (a) stock defaults versus the fast profile --------------------------------------------
+# --- (a) the variants, per picture, interleaved ----------------------------------------------
 def stock_pipeline(model: Path):
     import torch
-    from diffusers import PNDMScheduler, StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline
+
+    from workers.engine.schedulers import make_scheduler
+    from workers.engine.model_defaults import model_defaults
 
     pipe = StableDiffusionPipeline.from_pretrained(
         model, local_files_only=True, dtype=torch.float32, safety_checker=None, requires_safety_checker=False)
-    pipe.scheduler = PNDMScheduler.from_config(pipe.scheduler.config)
+    pipe.scheduler = make_scheduler(pipe.scheduler.config, "UniPC")  # the engine's sampler, unset steps
     pipe.set_progress_bar_config(disable=True)
-    return pipe
+    defaults = model_defaults(model)
+
+    def run(prompt: str, seeds: list[int]) -> list:
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        return pipe([prompt] * len(seeds), num_inference_steps=defaults.steps, guidance_scale=defaults.guidance_scale,
+                    generator=generators).images
+    return run
 
 
-def stock_run(pipe, prompt: str, seeds: list[int]) -> list:
+def card_without_fast_parts(model: Path, work: Path) -> Path:
+    """The model folder as main had it: the same weights, a card naming no fast decoder."""
+    folder = work / "model-before"
+    folder.mkdir()
+    for item in model.iterdir():
+        if item.name != "imagebooth_model.json":
+            (folder / item.name).symlink_to(item.resolve())
+    card = json.loads((model / "imagebooth_model.json").read_text())
+    card.pop("fast_decoder", None)
+    (folder / "imagebooth_model.json").write_text(json.dumps(card))
+    return folder
+
+
+def engine_variant(model: Path, mode: str, cache_dir: Path, precision: str | None = None):
+    from workers.engine import GenerationRequest, ModelRef, PipelineCache, generate
+    from workers.engine.backend_choice import BackendSettings
+
+    cache = PipelineCache(backend=BackendSettings(mode, cache_dir, precision))
+    loaded = cache.get(ModelRef(base=model), "fast")
+
+    def run(prompt: str, seeds: list[int]) -> list:
+        return generate(loaded, GenerationRequest(prompt=prompt, n=len(seeds), seeds=seeds)).images
+    run(" warm up", [0])
+    return run, loaded
+
+
+def variants(args, work: Path) -> dict:
+    cache_dir = work / "compiled"
+    before = card_without_fast_parts(args.model, work)
+    found = {}
+    if not args.skip_stock:
+        found["stock diffusers (same sampler, fp32)"] = stock_pipeline(args.model)
+    found["engine before (PyTorch fast profile)"], _ = engine_variant(before, "torch", cache_dir)
+    found["openvino f32, full decoder"], _ = engine_variant(before, "openvino", cache_dir, "f32")
+    found["openvino bf16, full decoder"], _ = engine_variant(before, "openvino", cache_dir, "bf16")
+    after, loaded = engine_variant(args.model, "auto", cache_dir)
+    found[f"engine after ({loaded.backend.name}{', fast decoder' if loaded.defaults.fast_decoder else ''})"] = after
+    return found
+
+
+def measure_interleaved(runs: dict, cases, batch: int) -> dict:
+    """Seconds per picture and fidelity of each variant, the variants taking turns per prompt."""
+    from workers.shapes.evaluate import score
+    from workers.shapes.reader import read_picture
+
+    seconds = {name: 0.0 for name in runs}
+    readings: dict[str, list] = {name: [] for name in runs}
+    truths: list = []
+    chosen = cases[: max(1, len(cases) // batch)] if batch > 1 else cases
+    for prompt, truth, seed in chosen:
+        seeds = [seed + k for k in range(batch)]
+        for name, run in runs.items():
+            started = time.perf_counter()
+            images = run(prompt, seeds)
+            seconds[name] += time.perf_counter() - started
+            readings[name] += [read_picture(image).attributes() for image in images]
+        truths += [truth] * batch
+    return {name: {"s": seconds[name] / len(truths), **score(readings[name], truths)} for name in runs}
+
+
+# --- the compute limit ------------------------------------------------------------------------
+def matmul_rate(dtype_name: str, size: int = 2048, repeats: int = 8) -> float:
+    """Best GFLOP/s of a square matmul in this process (torch's threads)."""
     import torch
 
-    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-    return pipe([prompt] * len(seeds), num_inference_steps=50, generator=generators).images
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def picture_flops(model: Path) -> dict:
+    """GFLOP of one batch-1 picture's parts at the card's settings (matmuls and convolutions)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from diffusers import AutoencoderTiny
+
+    from workers.engine import ModelRef, PipelineCache
+    from workers.engine.backend_choice import BackendSettings
+
+    loaded = PipelineCache(backend=BackendSettings("torch")).get(ModelRef(base=model), "quality")
+    pipe, defaults = loaded.pipe, loaded.defaults
+    latent = torch.randn(1, pipe.unet.config.in_channels, pipe.unet.config.sample_size, pipe.unet.config.sample_size)
+    ids = torch.zeros(1, pipe.tokenizer.model_max_length, dtype=torch.long)
+    fast = AutoencoderTiny.from_pretrained(model / defaults.fast_decoder) if defaults.fast_decoder else None
+
+    def count(call) -> float:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            call()
+        return counter.get_total_flops() / 1e9
+
+    context = pipe.text_encoder(ids)[0].detach()
+    rows = 2 if defaults.guidance_scale > 1 else 1
+    flops = {
+        "text": count(lambda: pipe.text_encoder(ids)),
+        "unet_step": count(lambda: pipe.unet(torch.cat([latent] * rows), 999, encoder_hidden_states=torch.cat(
+            [context] * rows))),
+        "vae_decoder": count(lambda: pipe.vae.decode(latent)),
+        "steps": defaults.steps, "text_passes": rows,
+    }
+    if fast is not None:
+        flops["fast_decoder"] = count(lambda: fast.decode(latent))
+    return flops
+
+
+def print_limits(flops: dict, rates: dict) -> dict:
+    before = flops["unet_step"] * flops["steps"] + flops["vae_decoder"]
+    after = flops["unet_step"] * flops["steps"] + flops.get("fast_decoder", flops["vae_decoder"])
+    print(f"FLOPs per picture: UNet {flops['unet_step']:.3f} GFLOP per guided step x {flops['steps']}, "
+          f"VAE decoder {flops['vae_decoder']:.3f}"
+          + (f", fast decoder {flops['fast_decoder']:.3f}" if "fast_decoder" in flops else "")
+          + f", text {flops['text']:.3f} x {flops['text_passes']} per request")
+    print(f"matmul rate here: fp32 {rates['float32']:.0f} GFLOP/s, bf16 {rates['bfloat16']:.0f} GFLOP/s")
+    limits = {}
+    for batch in (1, BATCH):
+        text = flops["text"] * flops["text_passes"] / batch
+        for label, work in (("full decoder", before + text), ("fast decoder", after + text)):
+            limits[(batch, label)] = work / rates["float32"]
+            print(f"  limit at batch {batch}, {label}: {work:.2f} GFLOP -> {work / rates['float32'] * 1e3:.1f} ms "
+                  f"(fp32 rate), {work / rates['bfloat16'] * 1e3:.1f} ms (bf16 rate)")
+    return limits
+
+
+def part_a(args) -> None:
+    from workers.shapes.evaluate import eval_cases
+
+    work = Path(tempfile.mkdtemp(prefix="imagebooth-bench-a-"))
+    try:
+        runs = variants(args, work)
+        cases = eval_cases(args.prompts)
+        print(f"\n(a) per picture, {args.prompts} prompts (batch 8: {args.prompts // BATCH} prompts x 8 seeds), "
+              "variants interleaved")
+        flops = picture_flops(args.model)
+        limits = print_limits(flops, {dtype: matmul_rate(dtype) for dtype in ("float32", "bfloat16")})
+        print(f"{'variant':<52} {'batch':>5} {'ms/pic':>8} {'x limit':>8} {'attr':>6} {'exact':>6} {'shape':>6} "
+              f"{'vs stock':>9} {'vs before':>9}")
+        for batch in (1, BATCH):
+            results = measure_interleaved(runs, cases, batch)
+            base = results["engine before (PyTorch fast profile)"]["s"]
+            stock = results.get("stock diffusers (same sampler, fp32)", {}).get("s")
+            for name, result in results.items():
+                vs_stock = f"{stock / result['s']:.2f}x" if stock else "-"
+                limit = limits[(batch, "fast decoder" if "fast decoder" in name else "full decoder")]
+                print(f"{name:<52} {batch:>5} {result['s'] * 1e3:>8.1f} {result['s'] / limit:>7.2f}x "
+                      f"{result['attribute_accuracy']:>6.3f} {result['all_five']:>6.3f} {result['shape']:>6.3f} "
+                      f"{vs_stock:>9} {base / result['s']:>8.2f}x")
+        print("   'x limit': ms per picture over the limit of the same work (its decoder) at the fp32 rate")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --- (s) worker start with a cold and a warm compile cache ------------------------------------
+START_SCRIPT = """
+import sys, time
+from pathlib import Path
+from workers.engine import ModelRef, configure_process_cache, warm_up
+from workers.engine.backend_choice import BackendSettings
+configure_process_cache(backend=BackendSettings(cache_dir=Path(sys.argv[2])))
+result = warm_up(ModelRef(base=Path(sys.argv[1])))
+print("BACKEND", result.backend)
+"""
+
+
+def part_start(args) -> None:
+    cache_dir = Path(tempfile.mkdtemp(prefix="imagebooth-bench-start-"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    print("\n(s) worker start: a fresh process imports the engine, loads the base model and warms it")
+    try:
+        for label in ("cold compile cache", "warm compile cache", "warm compile cache"):
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", START_SCRIPT, str(args.model), str(cache_dir)], env=env,
+                                  cwd=ROOT, capture_output=True, text=True, check=True)
+            backend = next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("BACKEND"))
+            print(f"  {label:<20} {time.perf_counter() - started:6.2f} s to a warm engine ({backend})")
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
 
 
 def engine_run(model: Path, prompt: str, seeds: list[int]) -> list:
     from workers.engine import GenerationRequest, ModelRef, generate_images
 
     return generate_images(ModelRef(base=model), GenerationRequest(prompt=prompt, n=len(seeds), seeds=seeds)).images
-
-
-def measure(run, cases, batch: int) -> dict:
-    """Seconds per image and fidelity over `cases`, `batch` images of one prompt per call."""
-    from workers.shapes.evaluate import score
-    from workers.shapes.reader import read_picture
-
-    readings, truths, seconds = [], [], 0.0
-    for prompt, truth, seed in cases[: max(1, len(cases) // batch)] if batch > 1 else cases:
-        started = time.perf_counter()
-        images = run(prompt, [seed + k for k in range(batch)])
-        seconds += time.perf_counter() - started
-        readings += [read_picture(image).attributes() for image in images]
-        truths += [truth] * len(images)
-    return {"s_per_image": seconds / len(readings), "fidelity": score(readings, truths)["attribute_accuracy"] * 100}
-
-
-def part_a(args) -> None:
-    from workers.shapes.evaluate import eval_cases
-
-    cases = eval_cases(args.prompts)
-    engine_run(args.model, "warm up", [0])  # load outside the timings, as a warm worker has
-    fast = {b: measure(lambda p, s: engine_run(args.model, p, s), cases, b) for b in (1, BATCH)}
-    print(f"\n(a) per image, {args.prompts} prompts (batch 8: {args.prompts // BATCH} prompts x 8 seeds)")
-    print(f"{'variant':<40} {'batch':>5} {'ms/image':>10} {'fidelity':>9} {'speed-up':>9}")
-    stock = None
-    if not args.skip_stock:
-        pipe = stock_pipeline(args.model)
-        stock_run(pipe, "warm up", [0])
-        stock = {b: measure(lambda p, s: stock_run(pipe, p, s), cases, b) for b in (1, BATCH)}
-    for batch in (1, BATCH):
-        if stock:
-            print(f"{'stock diffusers (PNDM 50, fp32, cfg 7.5)':<40} {batch:>5} {stock[batch]['s_per_image'] * 1e3:>10.1f} "
-                  f"{stock[batch]['fidelity']:>9.1f} {'1.00x':>9}")
-        ratio = f"{stock[batch]['s_per_image'] / fast[batch]['s_per_image']:.2f}x" if stock else "-"
-        print(f"{'engine fast profile':<40} {batch:>5} {fast[batch]['s_per_image'] * 1e3:>10.1f} "
-              f"{fast[batch]['fidelity']:>9.1f} {ratio:>9}")
-    print(f"batch 8 costs {fast[BATCH]['s_per_image'] / fast[1]['s_per_image']:.2f}x per image of batch 1 (fast)")
-    if stock:
-        print(f"fidelity change fast - stock: {fast[1]['fidelity'] - stock[1]['fidelity']:+.1f} points (batch 1)")
 
 
 # --- (b) through the API and a worker versus the engine ------------------------------------
@@ -240,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {args.model}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"device {'cuda' if torch.cuda.is_available() else 'cpu'}")
     part_a(args)
+    if not args.skip_start:
+        part_start(args)
     if not args.skip_api:
         part_b(args)
     return 0
