@@ -66,8 +66,8 @@ def stock_pipeline(model: Path):
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from workers.engine.schedulers import make_scheduler
     from workers.engine.model_defaults import model_defaults
+    from workers.engine.schedulers import make_scheduler
 
     pipe = StableDiffusionPipeline.from_pretrained(
         model, local_files_only=True, dtype=torch.float32, safety_checker=None, requires_safety_checker=False)
@@ -161,9 +161,8 @@ def matmul_rate(dtype_name: str, size: int = 2048, repeats: int = 8) -> float:
 def picture_flops(model: Path) -> dict:
     """GFLOP of one batch-1 picture's parts at the card's settings (matmuls and convolutions)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
     from diffusers import AutoencoderTiny
+    from torch.utils.flop_counter import FlopCounterMode
 
     from workers.engine import ModelRef, PipelineCache
     from workers.engine.backend_choice import BackendSettings

@@ -19,6 +19,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,7 +106,7 @@ class CompiledPart:
         self.weights = weights_hash(wrapper)
         self._wrapper: torch.nn.Module | None = wrapper
         self._model = None
-        self._compiled: dict[tuple, object] = {}
+        self._compiled: dict[tuple, tuple[Any, threading.Lock]] = {}
         self._lock = threading.Lock()
         self.compile_s = 0.0  # seconds spent converting/compiling/importing (diagnostics)
 
@@ -142,7 +143,7 @@ class CompiledPart:
         self._model = model
         return model
 
-    def _compile(self, shapes: tuple):
+    def _compile(self, shapes: tuple) -> tuple[Any, threading.Lock]:
         import time
 
         started = time.perf_counter()

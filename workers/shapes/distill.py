@@ -212,16 +212,16 @@ def _candidate_folder(model: Path, work: Path, name: str, card: dict) -> Path:
     if folder.exists():
         shutil.rmtree(folder)
     shutil.copytree(model, folder, ignore=shutil.ignore_patterns(FAST_DECODER_DIR, STUDENT_DIR))
-    card_file = folder / "imagebooth_model.json"
-    card_file.write_text(json.dumps({**json.loads(card_file.read_text()), **card}, indent=2))
+    _lay_card(folder, card)
     return folder
 
 
-def save_fast_decoder(decoder, folder: Path) -> None:
-    decoder.save_pretrained(str(folder / FAST_DECODER_DIR), safe_serialization=True)
+def _lay_card(folder: Path, card: dict) -> None:
+    card_file = folder / "imagebooth_model.json"
+    card_file.write_text(json.dumps({**json.loads(card_file.read_text()), **card}, indent=2) + "\n")
 
 
-def save_student(student, folder: Path) -> None:
+def save_student_lora(student, folder: Path) -> None:
     from diffusers import StableDiffusionPipeline
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
@@ -231,37 +231,66 @@ def save_student(student, folder: Path) -> None:
                                               safe_serialization=True)
 
 
-STUDENT_CARD = {"sampler": "LCM", "steps": 2, "guidance_scale": 1.0}
+# the student's sampling: LCM's own sampler at 2 steps, unguided (one UNet row per picture)
+STUDENT_STEPS, STUDENT_GUIDANCE, STUDENT_SAMPLER = 2, 1.0, "LCM"
 
 
-def score_candidate(model: Path, folder: Path, count: int) -> dict:
-    """Fidelity of the fast profile with the candidate against the model as it is."""
-    from workers.shapes.evaluate import evaluate
+@dataclass
+class Candidate:
+    folder: Path
+    sampler: str | None = None  # None: the fast profile's
 
-    return {"before": evaluate(model, count, "fast"), "after": evaluate(folder, count, "fast")}
+
+def decoder_candidate(config: DistillConfig, model: Path, work: Path, export: bool) -> Candidate:
+    decoder = train_decoder(config, model, work)
+    card = {"fast_decoder": FAST_DECODER_DIR}
+    folder = _candidate_folder(model, work, "candidate_decoder", card)
+    decoder.save_pretrained(str(folder / FAST_DECODER_DIR), safe_serialization=True)
+    if export:
+        decoder.save_pretrained(str(model / FAST_DECODER_DIR), safe_serialization=True)
+        _lay_card(model, card)
+    return Candidate(folder)
+
+
+def student_candidate(config: DistillConfig, model: Path, work: Path, export: bool) -> Candidate:
+    """The student fused into a full copy of the model (its card at the student's settings)."""
+    student = train_student(config, model, work)
+    if export:
+        save_student_lora(student, model)
+    folder = _candidate_folder(model, work, "candidate_student",
+                               {"steps": STUDENT_STEPS, "guidance_scale": STUDENT_GUIDANCE})
+    shutil.rmtree(folder / "unet")
+    _merged_unet(student).save_pretrained(str(folder / "unet"), safe_serialization=True)
+    return Candidate(folder, STUDENT_SAMPLER)
+
+
+def _merged_unet(student):
+    """A plain UNet with the LoRA's weights folded in (peft layers replaced by their merge)."""
+    from peft.tuners.lora import LoraLayer
+
+    for module in student.modules():
+        if isinstance(module, LoraLayer):
+            module.merge()
+    state = {k.replace(".base_layer", ""): v for k, v in student.state_dict().items() if "lora_" not in k}
+    unet = type(student).from_config(student.config)
+    unet.load_state_dict(state)
+    return unet.eval()
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from workers.shapes.evaluate import evaluate
+
     args = parse_args(argv)
     config = load_config(args)
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
-    if args.stage == "decoder":
-        part, save, card = train_decoder(config, args.model, work), save_fast_decoder, {"fast_decoder": FAST_DECODER_DIR}
-    else:
-        part, save, card = train_student(config, args.model, work), save_student, {"fast_student": {
-            "lora": STUDENT_DIR, **STUDENT_CARD}}
-    folder = _candidate_folder(args.model, work, f"candidate_{args.stage}", card)
-    save(part, folder)
-    scores = score_candidate(args.model, folder, config.eval_prompts)
+    build = decoder_candidate if args.stage == "decoder" else student_candidate
+    candidate = build(config, args.model, work, args.export)
+    scores = {"before": evaluate(args.model, config.eval_prompts, "fast"),
+              "after": evaluate(candidate.folder, config.eval_prompts, "fast", sampler=candidate.sampler)}
     (work / f"{args.stage}_scores.json").write_text(json.dumps(scores, indent=2))
     print(json.dumps(scores, indent=2))
-    if args.export:
-        save(part, args.model)
-        card_file = args.model / "imagebooth_model.json"
-        card_file.write_text(json.dumps({**json.loads(card_file.read_text()), **card}, indent=2) + "\n")
-        print(f"wrote {card} into {args.model}")
     return scores
 
 

@@ -9,7 +9,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from personal_folders import write_full_finetune, write_lora
 
 from workers.engine import GenerationRequest, ModelRef, PipelineCache, generate, parameters_for

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from personal_folders import write_full_finetune, write_lora
 
 from workers.engine import GenerationRequest, ModelRef, PipelineCache, generate
