@@ -89,7 +89,7 @@ def _core():
     return _CORE
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     return str(_core().get_property("CPU", "FULL_DEVICE_NAME"))
 
 
@@ -113,7 +113,7 @@ class CompiledPart:
     def _key(self, *parts) -> str:
         import openvino as ov
 
-        text = "|".join(map(str, (EXPORT_VERSION, ov.__version__, _cpu_name(), self.name, self.weights, *parts)))
+        text = "|".join(map(str, (EXPORT_VERSION, ov.__version__, cpu_name(), self.name, self.weights, *parts)))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def _ir_path(self) -> Path:

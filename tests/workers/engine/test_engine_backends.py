@@ -9,11 +9,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from personal_folders import write_full_finetune, write_lora
 
 from workers.engine import GenerationRequest, ModelRef, PipelineCache, generate, parameters_for
 from workers.engine.backend_choice import BackendSettings
 from workers.engine.openvino_backend import OpenVinoBackend, weights_hash
+from workers.engine.tiny_model import write_full_finetune, write_lora
 
 pytest.importorskip("openvino")
 CPU = torch.device("cpu")
@@ -126,15 +126,29 @@ def test_lora_folds_into_a_compiled_copy(blobs, tmp_path, tiny_model_dir):
     assert np.abs(pixels(personal) - pixels(reference)).max() <= 2
 
 
-def test_auto_picks_by_measurement_says_which_and_the_png_names_it(blobs, tmp_path, tiny_model_dir, caplog):
-    cache = make_cache(blobs, "auto")
+def test_auto_picks_by_measurement_says_which_and_the_png_names_it(blobs, tmp_path, tiny_model_dir, caplog,
+                                                                   monkeypatch):
+    cache_dir = tmp_path / "own-blobs"
     with caplog.at_level(logging.INFO, logger="workers.engine.backend_choice"):
-        loaded = cache.get(ModelRef(base=tiny_model_dir), "fast")
+        loaded = make_cache(cache_dir, "auto").get(ModelRef(base=tiny_model_dir), "fast")
     [message] = [r.getMessage() for r in caplog.records if "warm-up A/B" in r.getMessage()]
     assert loaded.backend.name in message and "torch-" in message and "openvino-f32" in message
     result = generate(loaded, GenerationRequest(prompt=PROMPT, seeds=[1]))
     assert result.backend == loaded.backend.name
     assert parameters_for(result, 0).extra == {"Backend": loaded.backend.name}
+
+    # a restart on the same CPU reuses the measured choice instead of timing PyTorch again
+    import workers.engine.sampling as sampling
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(sampling, "run_backend_once", no_measuring)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="workers.engine.backend_choice"):
+        again = make_cache(cache_dir, "auto").get(ModelRef(base=tiny_model_dir), "fast")
+    assert again.backend.name == loaded.backend.name
+    assert any("from choice-" in r.getMessage() for r in caplog.records)
 
 
 def test_quality_and_forced_torch_stay_on_pytorch(tmp_path, tiny_model_dir):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from personal_folders import write_full_finetune, write_lora
 
 from workers.engine import GenerationRequest, ModelRef, PipelineCache, generate
+from workers.engine.tiny_model import write_full_finetune, write_lora
 
 PROMPT = "a red circle on the left"
 

@@ -1,0 +1,146 @@
+"""Parts of bench/generation.py: the compute limit, worker start, personal models compiled.
+
+Each prints its own lines; see bench/generation.py for the whole run.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BATCH = 8
+
+
+# --- the compute limit ------------------------------------------------------------------------
+def matmul_rate(dtype_name: str, size: int = 2048, repeats: int = 8) -> float:
+    """Best GFLOP/s of a square matmul in this process (torch's threads)."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def picture_flops(model: Path) -> dict:
+    """GFLOP of one batch-1 picture's parts at the card's settings (matmuls and convolutions)."""
+    import torch
+    from diffusers import AutoencoderTiny
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from workers.engine import ModelRef, PipelineCache
+    from workers.engine.backend_choice import BackendSettings
+
+    loaded = PipelineCache(backend=BackendSettings("torch")).get(ModelRef(base=model), "quality")
+    pipe, defaults = loaded.pipe, loaded.defaults
+    latent = torch.randn(1, pipe.unet.config.in_channels, pipe.unet.config.sample_size, pipe.unet.config.sample_size)
+    ids = torch.zeros(1, pipe.tokenizer.model_max_length, dtype=torch.long)
+    fast = AutoencoderTiny.from_pretrained(model / defaults.fast_decoder) if defaults.fast_decoder else None
+
+    def count(call) -> float:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            call()
+        return counter.get_total_flops() / 1e9
+
+    context = pipe.text_encoder(ids)[0].detach()
+    rows = 2 if defaults.guidance_scale > 1 else 1
+    flops = {
+        "text": count(lambda: pipe.text_encoder(ids)),
+        "unet_step": count(lambda: pipe.unet(torch.cat([latent] * rows), 999, encoder_hidden_states=torch.cat(
+            [context] * rows))),
+        "vae_decoder": count(lambda: pipe.vae.decode(latent)),
+        "steps": defaults.steps, "text_passes": rows,
+    }
+    if fast is not None:
+        flops["fast_decoder"] = count(lambda: fast.decode(latent))
+    return flops
+
+
+def print_limits(flops: dict, rates: dict) -> dict:
+    before = flops["unet_step"] * flops["steps"] + flops["vae_decoder"]
+    after = flops["unet_step"] * flops["steps"] + flops.get("fast_decoder", flops["vae_decoder"])
+    print(f"FLOPs per picture: UNet {flops['unet_step']:.3f} GFLOP per guided step x {flops['steps']}, "
+          f"VAE decoder {flops['vae_decoder']:.3f}"
+          + (f", fast decoder {flops['fast_decoder']:.3f}" if "fast_decoder" in flops else "")
+          + f", text {flops['text']:.3f} x {flops['text_passes']} per request")
+    print(f"matmul rate here: fp32 {rates['float32']:.0f} GFLOP/s, bf16 {rates['bfloat16']:.0f} GFLOP/s")
+    limits = {}
+    for batch in (1, BATCH):
+        text = flops["text"] * flops["text_passes"] / batch
+        for label, work in (("full decoder", before + text), ("fast decoder", after + text)):
+            limits[(batch, label)] = work / rates["float32"]
+            print(f"  limit at batch {batch}, {label}: {work:.2f} GFLOP -> {work / rates['float32'] * 1e3:.1f} ms "
+                  f"(fp32 rate), {work / rates['bfloat16'] * 1e3:.1f} ms (bf16 rate)")
+    return limits
+
+
+# --- (s) worker start with a cold and a warm compile cache ------------------------------------
+START_SCRIPT = """
+import sys, time
+from pathlib import Path
+from workers.engine import ModelRef, configure_process_cache, warm_up
+from workers.engine.backend_choice import BackendSettings
+configure_process_cache(backend=BackendSettings(cache_dir=Path(sys.argv[2])))
+result = warm_up(ModelRef(base=Path(sys.argv[1])))
+print("BACKEND", result.backend)
+"""
+
+
+def part_start(args, root: Path) -> None:
+    cache_dir = Path(tempfile.mkdtemp(prefix="imagebooth-bench-start-"))
+    env = dict(os.environ, PYTHONPATH=str(root))
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    print("\n(s) worker start: a fresh process imports the engine, loads the base model and warms it")
+    try:
+        for label in ("cold compile cache", "warm compile cache", "warm compile cache"):
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", START_SCRIPT, str(args.model), str(cache_dir)], env=env,
+                                  cwd=root, capture_output=True, text=True, check=True)
+            backend = next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("BACKEND"))
+            print(f"  {label:<20} {time.perf_counter() - started:6.2f} s to a warm engine ({backend})")
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+# --- (p) a LoRA personal model: folded into a compiled copy, or PyTorch ------------------------
+def part_personal(args) -> None:
+    """Load cost (cold and warm compile cache) and ms per picture of a LoRA personal model on
+    the compiled backend (fused, then compiled like a full fine-tune) against PyTorch."""
+    from workers.engine import GenerationRequest, ModelRef, PipelineCache, generate
+    from workers.engine.backend_choice import BackendSettings
+    from workers.engine.tiny_model import write_lora
+
+    work = Path(tempfile.mkdtemp(prefix="imagebooth-bench-p-"))
+    try:
+        lora = write_lora(args.model, work / "lora", with_text_encoder=True)
+        ref = ModelRef(base=args.model, personal=lora)
+        print("\n(p) a LoRA personal model (UNet and text encoder), batch 1, the card's settings")
+        loaded = {}
+        for label, mode in (("compiled, cold cache", "openvino"), ("compiled, warm cache", "openvino"),
+                            ("PyTorch fallback", "torch")):
+            cache = PipelineCache(backend=BackendSettings(mode, work / "compiled"))
+            cache.get(ModelRef(base=args.model), "fast")  # the warm base, as in a worker
+            started = time.perf_counter()
+            loaded[label] = cache.get(ref, "fast")
+            print(f"  load on a warm base, {label:<22} {time.perf_counter() - started:6.2f} s")
+        times: dict[str, list[float]] = {"compiled, warm cache": [], "PyTorch fallback": []}
+        for seed in range(20):
+            for label in times:
+                started = time.perf_counter()
+                generate(loaded[label], GenerationRequest(prompt="a sks circle on a red background", seeds=[seed]))
+                times[label].append(time.perf_counter() - started)
+        for label, values in times.items():
+            print(f"  {label:<22} {statistics.median(values[2:]) * 1e3:7.1f} ms per picture ({loaded[label].backend.name})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
