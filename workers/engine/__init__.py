@@ -7,6 +7,10 @@ The worker's `generation.run` task needs only these names:
     for k, image in enumerate(result.images):
         data = png_bytes(image, parameters_for(result, k))
 
+Each loaded pipeline runs its networks on a backend (backends.py): PyTorch, or on CPUs the
+OpenVINO-compiled one (openvino_backend.py), picked for the fast profile by a warm-up A/B at
+load (backend_choice.py); `result.backend` names it and the PNG parameters carry it.
+
 Importing this package is cheap (torch is imported, diffusers only on first load), and the
 web process never imports it (ARCHITECTURE.md rule 1).
 """
