@@ -43,7 +43,7 @@ class DistillConfig:
     decoder_lr: float = 1e-3
     decoder_edge_weight: float = 20.0
     decoder_channels: int = 32
-    decoder_blocks: tuple[int, ...] = (3, 1, 0)
+    decoder_blocks: tuple[int, ...] = (2, 2, 1)
     student_steps: int = 3_000
     student_batch: int = 32
     student_lr: float = 2e-4
