@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from workers.engine import GenerationRequest, generate
+from workers.engine import GenerationRequest, generate, sampling
 from workers.engine.backends import TorchBackend
 from workers.engine.sampling import plan_request, predict_noise
 from workers.engine.schedulers import make_scheduler
@@ -179,6 +179,7 @@ def test_generate_images_and_warm_up_use_the_process_cache(tiny_ref):
 
 def test_a_prompt_list_draws_each_image_from_its_own_prompt(loaded):
     prompts = ["a red circle", "a blue square", "a red circle"]
+    sampling._EMBEDDINGS.clear()  # earlier tests' texts are remembered; count this request's passes
     encoded: list[int] = []
     handle = loaded.pipe.text_encoder.register_forward_pre_hook(lambda module, args: encoded.append(args[0].shape[0]))
     try:
