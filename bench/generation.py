@@ -68,7 +68,7 @@ def stock_pipeline(model: Path):
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from workers.engine.model_defaults import model_defaults
+    from app.catalog.model_card import model_defaults
     from workers.engine.schedulers import make_scheduler
 
     pipe = StableDiffusionPipeline.from_pretrained(
