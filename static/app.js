@@ -58,6 +58,12 @@ window.ImageBooth = (function () {
     return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
   }
 
+  // --- words ------------------------------------------------------------------------------
+  /* "1 credit", "2 credits": a number with its noun in the right number. */
+  function count(number, noun, plural) {
+    return number + " " + (number === 1 ? noun : plural || noun + "s");
+  }
+
   // --- building DOM without innerHTML (prompts are user text) --------------------------
   function el(tag, attributes = {}, ...children) {
     const node = document.createElement(tag);
@@ -144,6 +150,7 @@ window.ImageBooth = (function () {
     latestCredits = credits;
     const set = (id, value) => { const node = document.getElementById(id); if (node) node.textContent = value; };
     set("balance", credits.balance);
+    set("balance-unit", credits.balance === 1 ? "credit" : "credits");
     set("free-remaining", credits.free_remaining);
     const resets = document.getElementById("free-resets-at");
     if (resets) {
@@ -185,5 +192,5 @@ window.ImageBooth = (function () {
   });
 
   return { api, el, explain, showNotice, hideNotice, showFieldErrors, clearFieldErrors, refreshCredits,
-           watchCredits, localTime, duration, randomKey, cookie };
+           watchCredits, localTime, duration, randomKey, cookie, count };
 })();

@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { api, el, showNotice, hideNotice, showFieldErrors, clearFieldErrors, refreshCredits } = window.ImageBooth;
+  const { api, el, showNotice, hideNotice, showFieldErrors, clearFieldErrors, refreshCredits, count: counted } = window.ImageBooth;
   // Long-poll: the API answers as soon as the job's status or progress changes. While queued,
   // the line moves without the job changing, so the position is asked for more often.
   const WAIT_RUNNING_S = 20;
@@ -41,7 +41,7 @@
 
   function showCost() {
     const cost = imageCount() * perPicture();
-    document.getElementById("cost").textContent = cost + (cost === 1 ? " credit" : " credits");
+    document.getElementById("cost").textContent = counted(cost, "credit");
   }
 
   function requestBody() {
@@ -105,7 +105,7 @@
     if (job.status === "queued") {
       run.status.textContent = job.queue_position ? "Waiting in line: position " + job.queue_position : "Queued";
     } else {
-      run.status.textContent = "Drawing " + (job.n || "") + (job.n === 1 ? " picture" : " pictures") + "…";
+      run.status.textContent = "Drawing " + (job.n ? counted(job.n, "picture") : "pictures") + "…";
     }
     run.cancel.hidden = false;
     run.cancel.disabled = false;

@@ -5,7 +5,7 @@
 "use strict";
 
 (function () {
-  const { api, el, showNotice, localTime } = window.ImageBooth;
+  const { api, el, showNotice, localTime, count } = window.ImageBooth;
   const notice = document.getElementById("notice");
   const planNotice = document.getElementById("plan-notice");
   const ledger = document.getElementById("ledger");
@@ -112,7 +112,7 @@
     return el("li", { class: "pack plan" + (mine ? " current" : ""), "data-plan": plan.id, "aria-current": mine ? "true" : null },
       el("strong", { text: plan.name }),
       el("span", { text: money(plan.price_cents, plan.currency) + " a " + (INTERVALS[plan.interval] || plan.interval) }),
-      el("span", { class: "muted", text: plan.credits + " credits each " + (INTERVALS[plan.interval] || plan.interval) +
+      el("span", { class: "muted", text: count(plan.credits, "credit") + " each " + (INTERVALS[plan.interval] || plan.interval) +
                                          ", up to " + plan.max_active_jobs + " jobs at once, faster queue" }),
       button);
   }
@@ -141,7 +141,7 @@
                                     disabled: result.data.payments_enabled === false });
       button.addEventListener("click", () => goTo("/api/v1/billing/checkout", { pack: pack.id }, button, notice));
       return el("li", { class: "pack" },
-        el("strong", { text: pack.credits + " credits" }),
+        el("strong", { text: count(pack.credits, "credit") }),
         el("span", { class: "muted", text: money(pack.price_cents, pack.currency) }),
         button);
     }));

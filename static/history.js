@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const { api, el, showNotice, localTime } = window.ImageBooth;
+  const { api, el, showNotice, localTime, count } = window.ImageBooth;
   const PAGE_SIZE = 10;
   const list = document.getElementById("history");
   const notice = document.getElementById("notice");
@@ -13,9 +13,9 @@
   let modelNames = {};
 
   function parameters(job) {
-    const parts = [job.n + (job.n === 1 ? " picture" : " pictures"), "model " + (modelNames[job.model] || job.model)];
+    const parts = [count(job.n, "picture"), "model " + (modelNames[job.model] || job.model)];
     if (job.seed !== null && job.seed !== undefined) parts.push("seed " + job.seed);
-    if (job.steps) parts.push(job.steps + " steps");
+    if (job.steps) parts.push(count(job.steps, "step"));
     if (job.guidance_scale !== null && job.guidance_scale !== undefined) parts.push("guidance " + job.guidance_scale);
     if (job.negative_prompt) parts.push("not: " + job.negative_prompt);
     return parts.join(" · ");
@@ -38,7 +38,7 @@
       el("div", { class: "history-head" },
         el("p", { class: "prompt", text: job.prompt }),
         el("span", { class: "status status-" + job.status, text: job.status })),
-      el("p", { class: "muted", text: localTime(job.created_at) + " · " + parameters(job) + " · " + job.cost + " credits" }),
+      el("p", { class: "muted", text: localTime(job.created_at) + " · " + parameters(job) + " · " + count(job.cost, "credit") }),
       job.error ? el("p", { class: "error", text: job.error }) : null,
       thumbs.length ? el("ul", { class: "thumbs" }, thumbs) : null,
       el("div", { class: "actions" }, actions));

@@ -4,7 +4,7 @@
 "use strict";
 
 (function () {
-  const { api, el, showNotice, hideNotice, showFieldErrors, clearFieldErrors } = window.ImageBooth;
+  const { api, el, showNotice, hideNotice, showFieldErrors, clearFieldErrors, count } = window.ImageBooth;
   const MIN_PHOTOS = 3;
   const MAX_PHOTOS = 5;
   const form = document.getElementById("subject-form");
@@ -135,7 +135,7 @@
       document.getElementById("no-subjects").hidden = items.length > 0;
       document.getElementById("subjects").replaceChildren(...items.map((subject) => el("li", {},
         el("span", {}, el("strong", { text: subject.name }), " - a " + subject.class_noun + ", token ", el("code", { text: subject.token }),
-           " · " + subject.photo_count + " photos"),
+           " · " + count(subject.photo_count, "photo")),
         el("button", { type: "button", class: "secondary small", text: "Start fine-tune",
                        onclick: (event) => { event.target.disabled = true; startFinetune(subject.id).then((ok) => { event.target.disabled = ok; }); } }))));
     }

@@ -19,6 +19,14 @@ STATIC_DIR = REPO_ROOT / "static"
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
 
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """`{{ n | count("credit") }}`: "1 credit", "2 credits" (static/app.js has the same for scripts)."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+templates.env.filters["count"] = count
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     # Every page can hold a form, so every page makes sure a CSRF token exists.
     existing = cookies.csrf_cookie(request)

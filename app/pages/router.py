@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.auth import cookies, service
@@ -22,13 +22,19 @@ from app.config import get_settings
 from app.db import SessionDep
 from app.errors import AppError, validation_error
 from app.pages.product import router as product_router
-from app.pages.rendering import render
+from app.pages.rendering import STATIC_DIR, render
 from app.ratelimit import limit_account
 from app.validation import Line
 
 router = APIRouter(include_in_schema=False)
 router.include_router(product_router)
 FormField = Annotated[Line, Form()]
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    # Browsers ask for /favicon.ico whatever the page links; a day of caching is plenty.
+    return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
 
 
 def _check_form_csrf(request: Request, submitted: str) -> None:

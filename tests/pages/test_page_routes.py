@@ -135,3 +135,10 @@ def test_login_and_signup_pages_send_a_logged_in_user_home(client, accounts) -> 
     for path in ("/login", "/signup"):
         response = client.get(path, headers=HTML, follow_redirects=False)
         assert (response.status_code, response.headers["location"]) == (303, "/"), path
+
+
+def test_favicon_is_an_icon(client) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/x-icon"
+    assert response.content[:4] == b"\x00\x00\x01\x00"  # the ICO header
+    assert '<link rel="icon" href="/favicon.ico"' in client.get("/login", headers=HTML).text

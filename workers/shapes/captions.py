@@ -1,4 +1,4 @@
-"""Captions in the SHAPES.md grammar, with the variation real users type.
+"""Captions in the docs/SHAPES.md grammar, with the variation real users type.
 
     a [small|large] COLOR SHAPE [POSITION] [on a BG background]
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from workers.shapes.world import POSITION_PHRASES, Scene
+from workers.shapes.world import COLORS, POSITION_PHRASES, SHAPES, SIZE_NAMES, Scene
 
 WRAPPERS: tuple[str, ...] = ("photo", "image", "picture", "drawing")
 PUNCTUATION: tuple[str, ...] = ("", "", "", ".", "!", "?")
@@ -46,6 +46,28 @@ def random_caption(scene: Scene, rng: random.Random, background_p: float = 0.85)
     if rng.random() < background_p:
         text += f" on {with_article(scene.background + ' background')}"
     return decorate(text, rng)
+
+
+def card_vocabulary() -> dict[str, object]:
+    """What the model card says the model knows (`imagebooth_model.json`, key "vocabulary").
+
+    Every word of every caption above is in one of these lists, so the web process can name
+    the words of a prompt that the model never saw (app/catalog/vocabulary.py).
+    """
+    return {
+        "pattern": "a [small|large] COLOUR SHAPE [POSITION] [on a COLOUR background]",
+        "example": "a small blue star on the left on a yellow background",
+        "groups": {
+            "shapes": list(SHAPES),
+            "colours": list(COLORS),
+            "sizes": [size for size in SIZE_NAMES if size != "medium"],  # medium has no word
+            "positions": list(POSITION_PHRASES.values()),
+            "backgrounds": [f"on {with_article(color + ' background')}" for color in COLORS],
+            "wrappers": [with_article(f"{wrapper} of") for wrapper in WRAPPERS],
+        },
+        "classes": list(SHAPES),
+        "words": ["a", "an"],
+    }
 
 
 def decorate(text: str, rng: random.Random) -> str:

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from workers.shapes.architecture import build_text_encoder, build_unet, build_vae
+from workers.shapes.captions import card_vocabulary
 from workers.shapes.dataset import CaptionCollate, CaptionedLatents, load_or_draw, to_model_range
 from workers.shapes.recipe import Recipe
 from workers.shapes.tokenizer import MAX_LENGTH, train_tokenizer
@@ -271,6 +272,15 @@ def export(recipe: Recipe, out: Path, vae_model, unet_model, text_encoder, tok, 
         (out / "tokenizer" / name).write_bytes((Path(tok.name_or_path) / name).read_bytes())
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
     (out / "training_times.json").write_text(json.dumps({k: round(v, 1) for k, v in timings.items()}, indent=2))
+    write_card_vocabulary(out)
+
+
+def write_card_vocabulary(out: Path) -> None:
+    """The words the model knows go into its card; the sampling defaults already there stay."""
+    card_file = out / "imagebooth_model.json"
+    card = json.loads(card_file.read_text()) if card_file.exists() else {"name": out.name}
+    card["vocabulary"] = card_vocabulary()
+    card_file.write_text(json.dumps(card, indent=2) + "\n")
 
 
 def export_checkpoint(recipe: Recipe, work: Path, out: Path) -> None:

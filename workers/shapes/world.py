@@ -1,4 +1,4 @@
-"""The shapes world of ../shared/SHAPES.md as data: palette, shapes, sizes, positions.
+"""The shapes world of docs/SHAPES.md as data: palette, shapes, sizes, positions.
 
 Everything that draws, captions, reads or evaluates a picture takes its numbers from here,
 so the contract lives in one place.
