@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 # Words of letters or digits in any alphabet; punctuation and spaces separate them.
@@ -75,7 +75,7 @@ class Hint:
     code: str  # "unknown_words" | "unknown_class"
     field: str  # the request field it is about: "prompt", "prompts" or "class_noun"
     message: str
-    words: list[str] = field(default_factory=list)
+    words: list[str]
     index: int | None = None  # which prompt of a prompt list
 
 
