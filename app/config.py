@@ -146,6 +146,14 @@ class Settings(BaseSettings):
     # the client, whatever headers it sends.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Outbound webhooks (app/webhooks): a delivery is retried for webhook_retry_for_s, first
+    # after webhook_retry_first_s and three times longer after each failure (at most 4 h).
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_retry_first_s: float = Field(10.0, gt=0)
+    webhook_retry_for_s: float = Field(24 * 3600.0, gt=0)
+    webhook_poll_s: float = Field(1.0, gt=0)
+    max_webhooks_per_user: int = Field(10, ge=1)
+
     max_upload_bytes: int = Field(15 * MEBIBYTE, gt=0)
     max_json_bytes: int = Field(1 * MEBIBYTE, gt=0)
     # A subject upload carries up to five photos plus form fields.

@@ -13,6 +13,7 @@ from app.personalization.models import (
     SubjectPhoto,
     TrainedModel,
 )
+from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -20,6 +21,7 @@ __all__ = [
     "BillingAccount",
     "CreditBucket",
     "CreditLedgerEntry",
+    "DeliveryStatus",
     "Finetune",
     "FinetunePhase",
     "Generation",
@@ -33,4 +35,7 @@ __all__ = [
     "SubjectPhoto",
     "TrainedModel",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -19,7 +19,7 @@ from app.jobs.kinds import INFERENCE_QUEUE, QUEUES, task_routes
 from workers import filesystem_broker
 
 # Imported by the worker only (a sender never imports them: they load torch).
-TASK_MODULES = ["workers.system", "workers.generation", "workers.finetune"]
+TASK_MODULES = ["workers.system", "workers.generation", "workers.finetune", "workers.webhooks"]
 # Sending gives up after about a second (the job stays in the outbox: app/jobs/outbox.py),
 # so a submit never hangs on a broker that is down.
 PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
