@@ -1,8 +1,9 @@
-"""A model folder's `imagebooth_model.json`: its name and the sampling defaults that travel
+"""A model folder's `imagebooth_model.json`: its name, the sampling defaults that travel
 with its weights (a 6M-parameter model trained on flat shapes wants another guidance scale than
 Stable Diffusion). Read by the web (what a job will run with, recorded on the job) and by the
-engine (what it samples with) from this one reader. A folder without the file (any stock SD
-checkpoint), or with a broken one, gets Stable Diffusion's usual defaults.
+engine (what it samples with) from this one reader; the web also reads the words it knows
+(its vocabulary). A folder without the file (any stock SD checkpoint), or with a broken one,
+gets Stable Diffusion's usual defaults and no vocabulary.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from app.catalog.vocabulary import Vocabulary, from_card
 
 CARD_NAME = "imagebooth_model.json"
 
@@ -26,10 +29,25 @@ class ModelDefaults:
     fast_decoder: str | None = None
 
 
+def _changed_at(path: Path) -> float:
+    card = path / CARD_NAME
+    return card.stat().st_mtime if card.exists() else 0.0
+
+
 def model_defaults(folder: Path | str) -> ModelDefaults:
     path = Path(folder).resolve()
-    card = path / CARD_NAME
-    return _read(path, card.stat().st_mtime if card.exists() else 0.0)
+    return _read(path, _changed_at(path))
+
+
+def model_vocabulary(folder: Path | str) -> Vocabulary | None:
+    """The words the card lists (app/catalog/vocabulary.py); None when it lists none."""
+    path = Path(folder).resolve()
+    return _read_vocabulary(path, _changed_at(path))
+
+
+@lru_cache(maxsize=64)
+def _read_vocabulary(path: Path, _mtime: float) -> Vocabulary | None:
+    return from_card(_card(path / CARD_NAME))
 
 
 @lru_cache(maxsize=64)

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from app import storage
 from app.auth.models import User
 from app.catalog import repository
-from app.catalog.model_card import ModelDefaults, model_defaults
+from app.catalog.model_card import ModelDefaults, model_defaults, model_vocabulary
+from app.catalog.vocabulary import Hint, Vocabulary, class_hints, prompt_hints
 from app.config import get_settings
 from app.credits import pricing
 from app.errors import AppError
@@ -38,6 +39,8 @@ class ResolvedModel:
     personal_path: Path | None = None
     default_steps: int = ModelDefaults.steps  # the base model card's (the engine reads it too)
     default_guidance: float = ModelDefaults.guidance_scale
+    vocabulary: Vocabulary | None = None  # None: the card lists no words (knows any)
+    personal_words: tuple[str, ...] = ()  # a personal model's token and class noun
 
 
 class ModelNotFound(AppError):
@@ -54,7 +57,9 @@ def _with_defaults(model: ResolvedModel) -> ResolvedModel:
     # A job records the steps and guidance it runs with, so history shows (and a seed
     # reproduces) the real values even if the model card changes later.
     card = model_defaults(model.base_path)
-    return replace(model, default_steps=card.steps, default_guidance=card.guidance_scale)
+    vocabulary = model_vocabulary(model.base_path)
+    return replace(model, default_steps=card.steps, default_guidance=card.guidance_scale,
+                   vocabulary=vocabulary.with_words(model.personal_words) if vocabulary else None)
 
 
 def ensure_base_model(session: Session) -> TrainedModel:
@@ -97,7 +102,9 @@ def _resolve(session: Session, user: User | str, model_id: str | None) -> Resolv
         return ResolvedModel(id=row.id, name=row.name, base_path=_absolute(row.path))
     parent = repository.get(session, row.base_model_id) if row.base_model_id else None
     base_path = _absolute(parent.path) if parent is not None else Path(base.path)
-    return ResolvedModel(id=row.id, name=row.name, base_path=base_path, personal_path=_absolute(row.path))
+    words = tuple(word for word in (row.token, row.class_noun) if word)
+    return ResolvedModel(id=row.id, name=row.name, base_path=base_path, personal_path=_absolute(row.path),
+                         personal_words=words)
 
 
 def list_models(session: Session, user: User) -> list[TrainedModel]:
@@ -105,13 +112,30 @@ def list_models(session: Session, user: User) -> list[TrainedModel]:
     return [ensure_base_model(session), *repository.personal_models_of(session, user.id)]
 
 
-def models_with_prices(session: Session, user: User) -> list[tuple[TrainedModel, dict[str, int]]]:
-    """`list_models`, each with its credits per picture (what the Create page shows)."""
-    priced = []
+@dataclass(frozen=True)
+class ListedModel:
+    row: TrainedModel
+    prices: dict[str, int]  # credits per picture for each profile
+    vocabulary: Vocabulary | None
+
+
+def models_with_prices(session: Session, user: User) -> list[ListedModel]:
+    """`list_models`, each with its credits per picture and vocabulary (what the Create page shows)."""
+    listed = []
     for row in list_models(session, user):
         model = resolve_model(session, user, row.id)
-        priced.append((row, pricing.profile_prices(model.base_path, model.default_steps)))
-    return priced
+        listed.append(ListedModel(row, pricing.profile_prices(model.base_path, model.default_steps), model.vocabulary))
+    return listed
+
+
+def vocabulary_hints(session: Session, user: User, model_id: str | None, prompts: list[str], as_list: bool,
+                     class_noun: str | None = None) -> list[Hint]:
+    """Warnings for words `model_id` (default: the base model) does not know; 404 unless visible."""
+    model = resolve_model(session, user, model_id)
+    hints = prompt_hints(model.vocabulary, model.name, prompts, as_list)
+    if class_noun is not None:
+        hints += class_hints(model.vocabulary, model.name, class_noun)
+    return hints
 
 
 def delete_model(session: Session, user: User, model_id: str) -> Path | None:

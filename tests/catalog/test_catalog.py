@@ -36,9 +36,9 @@ def test_users_see_only_their_own_models(make_client, accounts, db) -> None:
     mine = _personal(db, alice_id, "models/alice/dog")
     listed = alice.get("/api/v1/models").json()
     assert [m["kind"] for m in listed] == ["base", "personal"]
-    assert listed[1] | {"created_at": None, "cost_per_picture": None} == {
+    assert listed[1] | {"created_at": None, "cost_per_picture": None, "vocabulary": None} == {
         "id": mine.id, "name": "my dog", "kind": "personal", "token": "sks", "class_noun": "dog",
-        "base_model_id": None, "created_at": None, "cost_per_picture": None}
+        "base_model_id": None, "created_at": None, "cost_per_picture": None, "vocabulary": None}
     assert [m["kind"] for m in bob.get("/api/v1/models").json()] == ["base"]
 
 
