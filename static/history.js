@@ -18,13 +18,14 @@
     if (job.steps) parts.push(count(job.steps, "step"));
     if (job.guidance_scale !== null && job.guidance_scale !== undefined) parts.push("guidance " + job.guidance_scale);
     if (job.negative_prompt) parts.push("not: " + job.negative_prompt);
+    if (job.images.length) parts.push(job.images[0].width + "×" + job.images[0].height + " px each");
     return parts.join(" · ");
   }
 
   function item(job) {
     const thumbs = job.images.map((image) => el("li", {},
       el("a", { href: image.url, download: "", title: "Download (seed " + image.seed + ")" },
-        el("img", { class: "pixel", src: image.url, alt: job.prompt + " (seed " + image.seed + ")",
+        el("img", { class: "pixel", src: image.url, alt: (image.prompt || job.prompt) + " (seed " + image.seed + ")",
                     width: 96, height: 96, loading: "lazy" }))));
     const actions = [el("a", { class: "button secondary small", href: "/?from=" + encodeURIComponent(job.id), text: "Reuse settings" })];
     if (job.images.length > 1) {
@@ -36,7 +37,8 @@
     }
     return el("li", { class: "history-item", "data-id": job.id },
       el("div", { class: "history-head" },
-        el("p", { class: "prompt", text: job.prompt }),
+        job.prompts ? el("ol", { class: "prompt prompts" }, job.prompts.map((text) => el("li", { text })))
+                    : el("p", { class: "prompt", text: job.prompt }),
         el("span", { class: "status status-" + job.status, text: job.status })),
       el("p", { class: "muted", text: localTime(job.created_at) + " · " + parameters(job) + " · " + count(job.cost, "credit") }),
       job.error ? el("p", { class: "error", text: job.error }) : null,

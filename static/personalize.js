@@ -1,10 +1,12 @@
-/* Personalize: choose 3-5 photos (previews and per-file problems before anything is sent),
-   POST /api/v1/subjects (multipart), then POST /api/v1/subjects/{id}/finetunes and go to
-   the fine-tune's status page. */
+/* Personalize: choose 3-5 photos (previews and per-file problems before anything is sent), a
+   class noun (checked against the base model's classes, asked about before credits are spent),
+   POST /api/v1/subjects (multipart), then POST /api/v1/subjects/{id}/finetunes and go to the
+   fine-tune's status page. The lists show each subject's fine-tunes (GET /api/v1/finetunes);
+   training a subject again is a deliberate, confirmed step. */
 "use strict";
 
 (function () {
-  const { api, el, showNotice, hideNotice, showFieldErrors, clearFieldErrors, count } = window.ImageBooth;
+  const { api, el, showNotice, hideNotice, showFieldErrors, clearFieldErrors, count, localTime, vocabulary } = window.ImageBooth;
   const MIN_PHOTOS = 3;
   const MAX_PHOTOS = 5;
   const form = document.getElementById("subject-form");
@@ -13,6 +15,10 @@
   const notice = document.getElementById("notice");
   const start = document.getElementById("start");
   const maxBytes = parseInt(form.dataset.maxBytes, 10);
+  const finetuneCost = count(parseInt(document.getElementById("personalize").dataset.finetuneCost, 10), "credit");
+  const classNoun = document.getElementById("class_noun");
+  const nounWords = document.getElementById("class_noun-words");
+  const confirmBox = document.getElementById("confirm");
   let chosen = []; // [{file, url, digest, problem}]
 
   function mebibytes(bytes) {
@@ -93,6 +99,27 @@
     return false;
   }
 
+  // --- the class noun against the base model's classes ---------------------------------------
+  function showClasses(base) {
+    const classes = (base && base.vocabulary && base.vocabulary.classes) || [];
+    document.getElementById("class-nouns").replaceChildren(...classes.map((name) => el("option", { value: name })));
+    if (classes.length) {
+      document.getElementById("class_noun-hint").textContent = "One word or two: the kind of thing the subject is. " +
+        base.name + " knows " + classes.join(", ") + ": pick the closest.";
+      classNoun.placeholder = classes[0];
+    }
+  }
+
+  /* The base model's warnings for the class noun now, also shown under the field. */
+  async function nounWarnings() {
+    if (!classNoun.value.trim()) { nounWords.hidden = true; return []; }
+    const warnings = await vocabulary.check({ class_noun: classNoun.value });
+    nounWords.hidden = !(warnings && warnings.length);
+    if (warnings && warnings.length) nounWords.textContent = warnings[0].message;
+    return warnings;
+  }
+  const liveNounCheck = vocabulary.debounced(nounWarnings, 400);
+
   async function submit(event) {
     event.preventDefault();
     hideNotice(notice);
@@ -107,11 +134,17 @@
       input.focus();
       return;
     }
+    start.disabled = true;
+    const warnings = await nounWarnings();
+    if (warnings && warnings.length && !(await vocabulary.confirmSpend(confirmBox, warnings, "Upload and train anyway · " + finetuneCost))) {
+      start.disabled = false;
+      classNoun.focus();
+      return;
+    }
     const data = new FormData();
     data.append("name", document.getElementById("name").value);
     data.append("class_noun", document.getElementById("class_noun").value);
     chosen.forEach((photo) => data.append("images", photo.file, photo.file.name));
-    start.disabled = true;
     start.setAttribute("aria-busy", "true");
     const created = await api("POST", "/api/v1/subjects", { form: data });
     if (!created.ok) {
@@ -128,18 +161,56 @@
     }
   }
 
-  async function loadLists() {
-    const [subjects, models] = await Promise.all([api("GET", "/api/v1/subjects"), api("GET", "/api/v1/models")]);
-    if (subjects.ok) {
-      const items = subjects.data.items;
-      document.getElementById("no-subjects").hidden = items.length > 0;
-      document.getElementById("subjects").replaceChildren(...items.map((subject) => el("li", {},
+  // --- the lists --------------------------------------------------------------------------
+  const STATUS_NAMES = { queued: "queued", running: "training", succeeded: "done", failed: "failed", canceled: "canceled" };
+
+  function finetuneLine(finetune) {
+    return el("li", {},
+      el("a", { href: "/finetunes/" + encodeURIComponent(finetune.id), text: "Fine-tune of " + localTime(finetune.created_at) }),
+      " ", el("span", { class: "status status-" + finetune.status, text: STATUS_NAMES[finetune.status] || finetune.status }),
+      finetune.model_id ? [" ", el("a", { class: "small", href: "/?model=" + encodeURIComponent(finetune.model_id), text: "use its model" })] : null);
+  }
+
+  /* "Train again" spends credits once more: it only asks, a second button does it. */
+  function trainAgain(subject, slot) {
+    const go = el("button", { type: "button", class: "small", text: "Train again · " + finetuneCost,
+                              onclick: () => { go.disabled = true; startFinetune(subject.id).then((ok) => { go.disabled = ok; }); } });
+    slot.replaceChildren(el("span", { class: "muted", text: "A new fine-tune of " + subject.name + " costs " + finetuneCost +
+                                      "; the models you have stay. " }), go,
+      el("button", { type: "button", class: "secondary small", text: "Keep what I have", onclick: () => loadLists() }));
+    go.focus();
+  }
+
+  function subjectItem(subject, finetunes) {
+    const actions = el("div", { class: "actions" });
+    if (finetunes.length) {
+      actions.append(el("button", { type: "button", class: "secondary small", text: "Train again…",
+                                    onclick: () => trainAgain(subject, actions) }));
+    } else {
+      actions.append(el("button", { type: "button", class: "small", text: "Start fine-tune · " + finetuneCost,
+                                    onclick: (event) => { event.target.disabled = true; startFinetune(subject.id).then((ok) => { event.target.disabled = ok; }); } }));
+    }
+    return el("li", { "data-subject": subject.id },
+      el("div", {},
         el("span", {}, el("strong", { text: subject.name }), " - a " + subject.class_noun + ", token ", el("code", { text: subject.token }),
            " · " + count(subject.photo_count, "photo")),
-        el("button", { type: "button", class: "secondary small", text: "Start fine-tune",
-                       onclick: (event) => { event.target.disabled = true; startFinetune(subject.id).then((ok) => { event.target.disabled = ok; }); } }))));
+        finetunes.length ? el("ul", { class: "finetunes" }, finetunes.map(finetuneLine))
+                         : el("p", { class: "muted", text: "Not trained yet." })),
+      actions);
+  }
+
+  async function loadLists() {
+    const [subjects, models, finetunes] = await Promise.all([
+      api("GET", "/api/v1/subjects"), api("GET", "/api/v1/models"), api("GET", "/api/v1/finetunes")]);
+    if (subjects.ok) {
+      const items = subjects.data.items;
+      const runs = finetunes.ok ? finetunes.data.items : [];
+      document.getElementById("no-subjects").hidden = items.length > 0;
+      document.getElementById("subjects").replaceChildren(...items.map((subject) =>
+        subjectItem(subject, runs.filter((run) => run.subject_id === subject.id))));
     }
     if (models.ok) {
+      showClasses(models.data.find((model) => model.kind === "base"));
       const personal = models.data.filter((model) => model.kind === "personal");
       document.getElementById("no-models").hidden = personal.length > 0;
       document.getElementById("models").replaceChildren(...personal.map((model) => el("li", {},
@@ -150,6 +221,7 @@
   }
 
   input.addEventListener("change", choose);
+  classNoun.addEventListener("input", liveNounCheck);
   form.addEventListener("submit", submit);
   loadLists();
 })();

@@ -106,9 +106,20 @@ def _validation_pictures(session, finetune) -> list[dict[str, Any]]:
     for entry in (model.metrics or {}).get("validation", []):
         path = (folder / entry["file"]).resolve()
         if path.is_relative_to(folder.resolve()) and path.is_file():
-            pictures.append({"prompt": entry["prompt"], "path": path,
+            pictures.append({"prompt": entry["prompt"], "path": path, "size": _picture_size(path),
                              "url": f"/finetunes/{finetune.id}/validation/{len(pictures)}"})
     return pictures
+
+
+def _picture_size(path) -> tuple[int, int] | None:
+    """(width, height) from the PNG's header, so the page can say how big a picture really is."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, UnidentifiedImageError):
+        return None
 
 
 @router.get("/credits")
