@@ -23,6 +23,7 @@ from app.credits.router import router as credits_router
 from app.errors import install_error_handlers
 from app.generation.router import router as generation_router
 from app.health import router as health_router
+from app.openapi import install as install_openapi
 from app.pages.rendering import STATIC_DIR
 from app.pages.router import router as pages_router
 from app.personalization.router import router as personalization_router
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/api/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
+    install_openapi(app)
     return app
 
 

@@ -16,7 +16,7 @@ from app.webhooks.schemas import (
     DeliveryOut,
     WebhookCreate,
     WebhookCreated,
-    WebhookOut,
+    WebhookEndpointOut,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
@@ -29,8 +29,8 @@ def create_webhook(body: WebhookCreate, user: CurrentUser, session: SessionDep) 
 
 
 @router.get("/webhooks")
-def list_webhooks(user: CurrentUser, session: SessionDep) -> list[WebhookOut]:
-    return [WebhookOut.model_validate(endpoint, from_attributes=True) for endpoint in repository.endpoints_of(session, user.id)]
+def list_webhooks(user: CurrentUser, session: SessionDep) -> list[WebhookEndpointOut]:
+    return [WebhookEndpointOut.model_validate(endpoint, from_attributes=True) for endpoint in repository.endpoints_of(session, user.id)]
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -19,14 +19,14 @@ class WebhookCreate(BaseModel):
     url: str = Field(min_length=1, max_length=MAX_URL_CHARS, description="http(s) URL that receives the events")
 
 
-class WebhookOut(BaseModel):
+class WebhookEndpointOut(BaseModel):
     id: str
     url: str
     created_at: datetime
     events: list[str] = Field(default_factory=lambda: list(EVENT_TYPES))
 
 
-class WebhookCreated(WebhookOut):
+class WebhookCreated(WebhookEndpointOut):
     secret: str = Field(description="signs every delivery (ImageBooth-Signature); shown only now")
 
 
