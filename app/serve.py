@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -67,6 +68,11 @@ def serve(host: str, port: int, migrate: bool = False) -> int:
     # 1. schema: the embedded database is ours to create and upgrade; any other must
     #    already be current (or migrated now, with --migrate)
     settings = get_settings()
+    if not _port_free(host, port):
+        # Said before the worker starts and the model loads, with the way out.
+        print(f"imagebooth: port {port} on {host} is already in use (another ImageBooth, or another server).\n"
+              f"Pick another one: make run PORT={port + 1}   or   imagebooth serve --port {port + 1}", file=sys.stderr)
+        return 1
     if not _schema_ready(migrate or settings.is_sqlite):
         return 1
     # 2. the worker, in its own process so a model load never blocks a web request
@@ -84,6 +90,17 @@ def serve(host: str, port: int, migrate: bool = False) -> int:
     finally:
         _stop_worker(worker)
     return 0 if server.started else 1
+
+
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _start_worker() -> subprocess.Popen:

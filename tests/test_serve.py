@@ -48,3 +48,18 @@ def test_serve_runs_web_and_worker_and_stops_both_on_ctrl_c(served) -> None:
     assert process.returncode == 0, stderr
     assert "worker stopped (exit 0)" in stderr
     assert "Traceback" not in stderr
+
+
+def test_a_busy_port_is_named_with_the_way_to_pick_another(clean_state) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        finished = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=REPO_ROOT,
+                                  capture_output=True, text=True, timeout=START_TIMEOUT_S)
+    assert finished.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in finished.stderr
+    assert f"make run PORT={port + 1}" in finished.stderr
+    assert "worker" not in finished.stdout.lower()  # nothing was started
