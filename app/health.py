@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from app.config import Settings, get_settings
 from app.db import ping_database, run_in_slot
 from app.errors import ServiceUnavailable
+from app.openapi import errors
 from app.redis_client import get_redis
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=errors(503))
 async def readyz() -> JSONResponse:
     settings = get_settings()
     # The database checks wait for a slot like any request (a busy process is not ready);

@@ -4,7 +4,7 @@ Answers that a route's own rules give (402 for credits, 409 for a conflict, 410 
 file) are declared at the route with `errors(...)`. Answers that come from shared machinery
 are added here to every operation they apply to, read from the route itself, so a new route
 gets them without anyone remembering:
-- 400 for multipart bodies the form parser cannot read; 413 for any body (app/body_limit.py);
+- 400 for a body the JSON or form parser cannot read; 413 for any body (app/body_limit.py);
 - 422 for any route with parameters or a body, in the error shape (FastAPI's default schema
   for it, HTTPValidationError, is not what the error handler sends);
 - 401 where a caller is needed (app/auth/dependencies.get_caller), with the two ways to be
@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any, get_args
 
-from fastapi import FastAPI, params
+from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_flat_params
 from fastapi.openapi.utils import get_openapi
@@ -37,7 +37,7 @@ OPENS_SESSION = get_args(SessionDep)[1].dependency
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 DESCRIPTIONS = {
-    400: "The request could not be read (a malformed upload or a refused event)",
+    400: "The request body could not be read (not the JSON or form it says it is), or a refused event",
     401: "Not authenticated: send the session cookie or `Authorization: Bearer <API key>`",
     402: "Not enough credits: `error.balance` and `error.needed` say how many",
     403: "Refused: a session-cookie request without the CSRF header, or an action that needs a browser session",
@@ -96,9 +96,7 @@ def shared_statuses(route: RouteContext) -> set[int]:
     body = route.body_field is not None
     statuses: set[int] = set()
     if body:
-        statuses |= {413, 422}
-        if any(isinstance(param.field_info, params.Form) for param in route.dependant.body_params):
-            statuses.add(400)  # File is a Form too
+        statuses |= {400, 413, 422}  # 400: a body that is not the JSON or form it claims to be
     if get_flat_params(route.dependant):
         statuses.add(422)
     if "{" in path:

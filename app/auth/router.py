@@ -21,6 +21,7 @@ from app.config import get_settings
 from app.credits import service as credits_service
 from app.credits.schemas import CreditsOut
 from app.db import SessionDep
+from app.openapi import errors
 from app.ratelimit import limit_account
 from app.validation import ApiKeyId
 
@@ -35,14 +36,14 @@ def _start_session(response: Response, user: User) -> SessionOut:
     return SessionOut(id=user.id, email=user.email, csrf_token=csrf_token)
 
 
-@router.post("/auth/signup", status_code=status.HTTP_201_CREATED)
+@router.post("/auth/signup", status_code=status.HTTP_201_CREATED, responses=errors(409))
 def signup(body: Credentials, request: Request, session: SessionDep, response: Response) -> SessionOut:
     limit_account(request, body.email)
     user = service.sign_up(session, body.email, body.password)
     return _start_session(response, user)
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", responses=errors(401))
 def login(body: LoginCredentials, request: Request, session: SessionDep, response: Response) -> SessionOut:
     limit_account(request, body.email)
     user = service.log_in(session, body.email, body.password)

@@ -20,6 +20,7 @@ from app.billing.schemas import (
     WebhookOut,
 )
 from app.db import SessionDep
+from app.openapi import errors
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
 
@@ -32,7 +33,7 @@ def list_packs(user: CurrentUser) -> PacksOut:
     )
 
 
-@router.post("/checkout")
+@router.post("/checkout", responses=errors(502, 503))
 def checkout(body: CheckoutIn, user: CurrentUser) -> CheckoutOut:
     """A Stripe Checkout page for one credit pack."""
     return CheckoutOut(url=service.start_checkout(user, body.pack))
@@ -49,14 +50,14 @@ def list_plans(user: CurrentUser, session: SessionDep) -> PlansOut:
     )
 
 
-@router.post("/subscribe")
+@router.post("/subscribe", responses=errors(409, 502, 503))
 def subscribe(body: SubscribeIn, user: CurrentUser, session: SessionDep) -> CheckoutOut:
     """A Stripe Checkout page in subscription mode for one plan; 409 `already_subscribed`
     while the caller has a plan in good standing (change it in the portal)."""
     return CheckoutOut(url=service.start_subscription(session, user, body.plan))
 
 
-@router.post("/portal")
+@router.post("/portal", responses=errors(502, 503))
 def portal(user: CurrentUser, session: SessionDep) -> CheckoutOut:
     """Stripe's customer portal for the caller: invoices, payment method, plan changes, cancel."""
     return CheckoutOut(url=service.portal_url(session, user))
@@ -69,7 +70,7 @@ async def _raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-@router.post("/stripe-webhook")
+@router.post("/stripe-webhook", responses=errors(400, 413, 503))
 def stripe_webhook(request: Request, payload: Annotated[bytes, Depends(_raw_body)], session: SessionDep) -> WebhookOut:
     """Stripe's signed events. 400 for a bad signature or a malformed event, and for a paid
     event that cannot be fulfilled (it is then not recorded, so Stripe retries it)."""

@@ -10,6 +10,7 @@ from app.auth.dependencies import CurrentUser
 from app.catalog import service
 from app.catalog.schemas import ModelOut, ModelPrices, VocabularyCheck, VocabularyChecked, VocabularyOut, WarningOut
 from app.db import SessionDep
+from app.openapi import errors
 from app.validation import ModelId
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
@@ -24,7 +25,7 @@ def list_models(user: CurrentUser, session: SessionDep) -> list[ModelOut]:
     ]
 
 
-@router.post("/vocabulary/check")
+@router.post("/vocabulary/check", responses=errors(404))
 def check_vocabulary(body: VocabularyCheck, user: CurrentUser, session: SessionDep) -> VocabularyChecked:
     """The warnings a generation (or a subject's class noun) would get, before anything is spent."""
     as_list = body.prompts is not None

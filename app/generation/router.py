@@ -22,6 +22,7 @@ from app.generation.schemas import (
     GenerationPage,
     ImageOut,
 )
+from app.openapi import errors
 from app.validation import GenerationId, ImageId, Line
 
 router = APIRouter(prefix="/api/v1", tags=["generation"])
@@ -55,7 +56,7 @@ def render(job: Generation, queue_position: int | None = None) -> GenerationOut:
     )
 
 
-@router.post("/generations", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/generations", status_code=status.HTTP_202_ACCEPTED, responses=errors(402, 404))
 def create_generation(
     body: GenerationCreate, user: CurrentUser, session: SessionDep, idempotency_key: IdempotencyKey = None
 ) -> GenerationCreated:
@@ -98,13 +99,13 @@ def cancel_generation(job_id: GenerationId, user: CurrentUser, session: SessionD
     return render(service.cancel(session, user, job_id))
 
 
-@router.get("/images/{image_id}", response_class=FileResponse)
+@router.get("/images/{image_id}", response_class=FileResponse, responses=errors(410))
 def download_image(image_id: ImageId, user: CurrentUser, session: SessionDep) -> FileResponse:
     path, file_name = service.image_download(session, user, image_id)
     return FileResponse(path, media_type="image/png", filename=file_name)
 
 
-@router.get("/generations/{job_id}/archive")
+@router.get("/generations/{job_id}/archive", responses=errors(409, 410))
 def download_archive(job_id: GenerationId, user: CurrentUser, session: SessionDep) -> Response:
     data, file_name = service.archive(session, user, job_id)
     return Response(

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from app.auth.dependencies import CurrentUser
 from app.db import SessionDep
+from app.openapi import errors
 from app.personalization import repository, service
 from app.personalization.schemas import FinetuneCreated, FinetuneOut, FinetuneRequest, SubjectList, SubjectOut
 from app.validation import FinetuneId, Line, SubjectId
@@ -40,7 +41,8 @@ def get_subject(subject_id: SubjectId, user: CurrentUser, session: SessionDep) -
     return service.subject_view(session, service.own_subject(session, user, subject_id))
 
 
-@router.post("/subjects/{subject_id}/finetunes", status_code=202, response_model=FinetuneCreated)
+@router.post("/subjects/{subject_id}/finetunes", status_code=202, response_model=FinetuneCreated,
+             responses=errors(402))
 def start_finetune(
     subject_id: SubjectId,
     user: CurrentUser,

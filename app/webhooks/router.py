@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.auth.dependencies import CurrentUser
 from app.db import SessionDep
+from app.openapi import errors
 from app.webhooks import repository, service
 from app.webhooks.schemas import (
     DEFAULT_DELIVERIES,
@@ -22,7 +23,7 @@ from app.webhooks.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 
 
-@router.post("/webhooks", status_code=status.HTTP_201_CREATED)
+@router.post("/webhooks", status_code=status.HTTP_201_CREATED, responses=errors(409))
 def create_webhook(body: WebhookCreate, user: CurrentUser, session: SessionDep) -> WebhookCreated:
     endpoint = service.register(session, user, body.url)
     return WebhookCreated(id=endpoint.id, url=endpoint.url, created_at=endpoint.created_at, secret=endpoint.secret)
