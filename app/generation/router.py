@@ -11,7 +11,6 @@ from fastapi.responses import FileResponse
 from app.auth.dependencies import CurrentUser
 from app.db import SessionDep, released
 from app.generation import service
-from app.generation.models import Generation
 from app.generation.schemas import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -20,40 +19,13 @@ from app.generation.schemas import (
     GenerationCreated,
     GenerationOut,
     GenerationPage,
-    ImageOut,
 )
+from app.generation.views import generation_view
 from app.openapi import errors
 from app.validation import GenerationId, ImageId, Line
 
 router = APIRouter(prefix="/api/v1", tags=["generation"])
 IdempotencyKey = Annotated[Line | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
-
-
-def render(job: Generation, queue_position: int | None = None) -> GenerationOut:
-    return GenerationOut(
-        id=job.id,
-        status=job.status.value,
-        progress=round(job.progress, 4),
-        queue_position=queue_position,
-        images=[
-            ImageOut(id=image.id, index=image.index, seed=image.seed, url=f"/api/v1/images/{image.id}",
-                     width=image.width, height=image.height)
-            for image in job.images
-        ],
-        error=job.error,
-        prompt=job.prompt,
-        negative_prompt=job.negative_prompt,
-        n=job.n,
-        steps=job.steps,
-        guidance_scale=job.guidance_scale,
-        seed=job.seed,
-        model=job.model_id,
-        profile=job.profile,
-        cost=job.cost,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-    )
 
 
 @router.post("/generations", status_code=status.HTTP_202_ACCEPTED, responses=errors(402, 404))
@@ -72,7 +44,7 @@ def list_generations(
     cursor: Annotated[Line | None, Query(max_length=200)] = None,
 ) -> GenerationPage:
     jobs, next_cursor = service.history(session, user, limit, cursor)
-    return GenerationPage(items=[render(job) for job in jobs], next_cursor=next_cursor)
+    return GenerationPage(items=[generation_view(job) for job in jobs], next_cursor=next_cursor)
 
 
 @router.get("/generations/{job_id}")
@@ -91,12 +63,12 @@ async def get_generation(
             await service.wait_for_change(user.id, job_id, seen, wait)
         session.expire_all()
         view = await run_in_threadpool(service.get_job, session, user, job_id)
-    return render(view.job, view.queue_position)
+    return generation_view(view.job, view.queue_position)
 
 
 @router.post("/generations/{job_id}/cancel")
 def cancel_generation(job_id: GenerationId, user: CurrentUser, session: SessionDep) -> GenerationOut:
-    return render(service.cancel(session, user, job_id))
+    return generation_view(service.cancel(session, user, job_id))
 
 
 @router.get("/images/{image_id}", response_class=FileResponse, responses=errors(410))

@@ -11,9 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from app.generation import notify
 from app.generation.models import Generation
+from app.generation.views import generation_view
 from app.personalization.models import Finetune, FinetunePhase
+from app.personalization.views import finetune_view
 
 JobRow = Generation | Finetune
 INFERENCE_QUEUE = "inference"
@@ -29,6 +33,7 @@ def _no_announcement(job_id: str) -> None:
 class JobKind:
     name: str  # "generation": task "generation.run", credits reference "generation:<id>"
     model: type[JobRow]
+    view: Callable[[Any], BaseModel]  # the job as the API shows it (also what webhook events carry)
     queue: str
     progress_every_s: float  # at most one progress write, and one cancel check, per this
     max_attempts: int  # a job whose worker died this many times fails (and is refunded)
@@ -47,11 +52,11 @@ class JobKind:
 # runs for minutes. Attempts: a generation is cheap to retry, a fine-tune resumes from its
 # checkpoint, so each retry costs it less.
 GENERATION = JobKind(
-    name="generation", model=Generation, queue=INFERENCE_QUEUE, progress_every_s=0.15, max_attempts=3,
+    name="generation", model=Generation, view=generation_view, queue=INFERENCE_QUEUE, progress_every_s=0.15, max_attempts=3,
     requeue_values={"progress": 0.0}, announce=notify.job_changed,
 )
 FINETUNE = JobKind(
-    name="finetune", model=Finetune, queue=TRAINING_QUEUE, progress_every_s=1.0, max_attempts=5,
+    name="finetune", model=Finetune, view=finetune_view, queue=TRAINING_QUEUE, progress_every_s=1.0, max_attempts=5,
     requeue_values={"phase": FinetunePhase.QUEUED, "expected_finish_at": None},
 )
 KINDS = (GENERATION, FINETUNE)

@@ -23,6 +23,7 @@ from app.jobs import outbox, repository, settlement
 from app.jobs.kinds import JobKind, JobRow
 from app.model_base import JobStatus, utcnow
 from app.unit_of_work import after_commit
+from app.webhooks import events as webhook_events
 
 GATE_UNREACHABLE = "The credit service is unreachable, so nothing was charged and no job was made; try again shortly."
 GAVE_UP_MESSAGE = (
@@ -67,6 +68,8 @@ def finish(
     ended = repository.transition(session, kind.model, job_id, allowed, attempt, beat_before,
                                   status=status, finished_at=now, heartbeat_at=now, **values)
     if ended:
+        # in this transaction: an event exists exactly when the final state does
+        webhook_events.job_ended(session, kind, job_id, status)
         after_commit(session, lambda: settlement.settle(kind, job_id))
         announce_after_commit(session, kind, job_id)
     return ended

@@ -49,6 +49,14 @@ def finetune_of(session: Session, user_id: str, finetune_id: str) -> Finetune | 
     return session.scalar(select(Finetune).where(Finetune.id == finetune_id, Finetune.user_id == user_id))
 
 
+def finetunes_of(session: Session, user_id: str, subject_id: str | None, limit: int) -> list[Finetune]:
+    """The user's fine-tunes (of one subject, if given), newest first."""
+    query = select(Finetune).where(Finetune.user_id == user_id)
+    if subject_id is not None:
+        query = query.where(Finetune.subject_id == subject_id)
+    return list(session.scalars(query.order_by(Finetune.created_at.desc(), Finetune.id.desc()).limit(limit)))
+
+
 def finetune_by_id(session: Session, finetune_id: str) -> Finetune | None:
     return session.get(Finetune, finetune_id, populate_existing=True)
 

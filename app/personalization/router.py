@@ -4,31 +4,44 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, File, Form, UploadFile
+from fastapi import APIRouter, Body, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from app.auth.dependencies import CurrentUser
+from app.catalog.schemas import WarningOut
 from app.db import SessionDep
 from app.openapi import errors
 from app.personalization import repository, service
-from app.personalization.schemas import FinetuneCreated, FinetuneOut, FinetuneRequest, SubjectList, SubjectOut
+from app.personalization.schemas import (
+    MAX_LISTED_FINETUNES,
+    FinetuneCreated,
+    FinetuneList,
+    FinetuneOut,
+    FinetuneRequest,
+    SubjectCreated,
+    SubjectList,
+    SubjectOut,
+)
+from app.personalization.views import finetune_view
 from app.validation import FinetuneId, Line, SubjectId
 
 router = APIRouter(prefix="/api/v1", tags=["personalization"])
 
 
-@router.post("/subjects", status_code=201, response_model=SubjectOut)
+@router.post("/subjects", status_code=201, response_model=SubjectCreated)
 async def create_subject(
     user: CurrentUser,
     session: SessionDep,
     name: Annotated[Line | None, Form()] = None,
     class_noun: Annotated[Line | None, Form()] = None,
     images: Annotated[list[UploadFile], File(description="3 to 5 photos of the subject")] = [],  # noqa: B006
-) -> SubjectOut:
+) -> SubjectCreated:
     checked = await service.check_subject(name, class_noun, images)
     # The database and the files are blocking work: in a worker thread, off the event loop.
     subject = await run_in_threadpool(service.store_subject, session, user, checked)
-    return await run_in_threadpool(service.subject_view, session, subject)
+    hints = await run_in_threadpool(service.class_noun_hints, session, user, subject)
+    view = await run_in_threadpool(service.subject_view, session, subject)
+    return SubjectCreated(**view.model_dump(), warnings=WarningOut.of(hints))
 
 
 @router.get("/subjects", response_model=SubjectList)
@@ -53,11 +66,21 @@ def start_finetune(
     return FinetuneCreated(id=finetune.id, status=finetune.status, cost=finetune.cost)
 
 
+@router.get("/finetunes", response_model=FinetuneList)
+def list_finetunes(
+    user: CurrentUser, session: SessionDep,
+    subject_id: Annotated[str | None, Query(max_length=64, description="only this subject's")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LISTED_FINETUNES)] = MAX_LISTED_FINETUNES,
+) -> FinetuneList:
+    """The caller's fine-tunes, newest first."""
+    return FinetuneList(items=[finetune_view(run) for run in repository.finetunes_of(session, user.id, subject_id, limit)])
+
+
 @router.get("/finetunes/{finetune_id}", response_model=FinetuneOut)
 def get_finetune(finetune_id: FinetuneId, user: CurrentUser, session: SessionDep) -> FinetuneOut:
-    return service.finetune_view(service.own_finetune(session, user, finetune_id))
+    return finetune_view(service.own_finetune(session, user, finetune_id))
 
 
 @router.post("/finetunes/{finetune_id}/cancel", response_model=FinetuneOut)
 def cancel_finetune(finetune_id: FinetuneId, user: CurrentUser, session: SessionDep) -> FinetuneOut:
-    return service.finetune_view(service.cancel_finetune(session, user, finetune_id))
+    return finetune_view(service.cancel_finetune(session, user, finetune_id))

@@ -8,10 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.catalog.schemas import WarningOut
 from app.model_base import JobStatus
 from app.personalization.models import FinetunePhase
 
 MAX_FINETUNE_STEPS = 2000
+MAX_LISTED_FINETUNES = 100
 CLASS_NOUN_MAX_CHARS = 40
 SUBJECT_NAME_MAX_CHARS = 100
 # Words of letters (any alphabet) separated by single spaces or hyphens: "dog", "teddy bear",
@@ -26,6 +28,10 @@ class SubjectOut(BaseModel):
     token: str
     photo_count: int
     created_at: datetime
+
+
+class SubjectCreated(SubjectOut):
+    warnings: list[WarningOut] = Field(description="a class noun the base model does not know (it still trains)")
 
 
 class SubjectList(BaseModel):
@@ -68,3 +74,7 @@ class FinetuneOut(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class FinetuneList(BaseModel):
+    items: list[FinetuneOut]

@@ -7,26 +7,26 @@ layer's (app/jobs); what the worker does for a fine-tune beyond that is `app.per
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from fastapi import UploadFile
 from sqlalchemy.orm import Session
 
 from app import storage
 from app.auth.models import User
+from app.catalog.service import vocabulary_hints
+from app.catalog.vocabulary import Hint
 from app.config import get_settings
 from app.credits import pricing
 from app.errors import AppError, NotFound
 from app.jobs import lifecycle
 from app.jobs.kinds import FINETUNE
-from app.model_base import JobStatus, new_id, utcnow
+from app.model_base import JobStatus, new_id
 from app.personalization import repository, uploads
 from app.personalization.models import Finetune, FinetunePhase, Subject, SubjectPhoto
 from app.personalization.schemas import (
     CLASS_NOUN_MAX_CHARS,
     CLASS_NOUN_PATTERN,
     SUBJECT_NAME_MAX_CHARS,
-    FinetuneOut,
     FinetuneRequest,
     SubjectOut,
 )
@@ -140,6 +140,11 @@ def _display_name(filename: str | None, index: int) -> str:
     return base[:200] or f"file {index + 1}"
 
 
+def class_noun_hints(session: Session, user: User, subject: Subject) -> list[Hint]:
+    """Warnings when the base model (the one fine-tunes start from) has no such class."""
+    return vocabulary_hints(session, user, None, [], as_list=False, class_noun=subject.class_noun)
+
+
 def subject_view(session: Session, subject: Subject) -> SubjectOut:
     return subject_views(session, [subject])[0]
 
@@ -189,22 +194,3 @@ def cancel_finetune(session: Session, user: User, finetune_id: str) -> Finetune:
     finetune = own_finetune(session, user, finetune_id)
     lifecycle.cancel(session, FINETUNE, finetune.id)
     return repository.finetune_by_id(session, finetune.id) or finetune
-
-
-def finetune_view(finetune: Finetune, now: datetime | None = None) -> FinetuneOut:
-    return FinetuneOut(
-        id=finetune.id, subject_id=finetune.subject_id, status=finetune.status, phase=finetune.phase,
-        progress=finetune.progress, step=finetune.step, total_steps=finetune.total_steps,
-        eta_seconds=_eta_seconds(finetune, now or utcnow()), model_id=finetune.trained_model_id,
-        error=finetune.error, cost=finetune.cost, attempts=finetune.attempts,
-        resumed_from_step=finetune.resumed_from_step, created_at=finetune.created_at,
-        started_at=finetune.started_at, finished_at=finetune.finished_at,
-    )
-
-
-def _eta_seconds(finetune: Finetune, now: datetime) -> float | None:
-    if finetune.status.is_final:
-        return 0.0
-    if finetune.expected_finish_at is None:
-        return None  # not measured yet (queued, or still loading the model)
-    return round(max(0.0, (finetune.expected_finish_at - now).total_seconds()), 1)

@@ -12,11 +12,23 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.model_base import new_id, utcnow
+from app.jobs import repository as job_repository
+from app.jobs.kinds import JobKind
+from app.model_base import JobStatus, new_id, utcnow
 from app.webhooks import repository
 from app.webhooks.models import WebhookDelivery
 
 EVENT_PREFIX = "evt_"
+
+
+def job_ended(session: Session, kind: JobKind, job_id: str, status: JobStatus) -> int:
+    """`<kind>.<status>` (e.g. generation.succeeded) with the job as it now is, for its owner."""
+    job = job_repository.get(session, kind.model, job_id)
+    if job is None:
+        return 0
+    session.expire(job)  # the final state was written by a statement: read it (and the images) back
+    data = kind.view(job).model_dump(mode="json")
+    return record(session, job.user_id, f"{kind.name}.{status.value}", data)
 
 
 def record(session: Session, user_id: str, event_type: str, data: dict[str, Any]) -> int:

@@ -1,7 +1,7 @@
 """webhooks: endpoints, deliveries and attempts; generations: a prompt per picture
 
 Revision ID: 0019_webhooks_prompt_lists
-Revises: 0003_billing_plans
+Revises: 0004_job_outbox
 Create Date: 2026-12-02 04:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019_webhooks_prompt_lists"
-down_revision: str | None = "0003_billing_plans"
+down_revision: str | None = "0004_job_outbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -94,8 +94,9 @@ def model_env(tiny_model: Path):
 @pytest.fixture(scope="module")
 def module_worker(db_schema, model_env):
     # Beats twice a second, stale after six missed beats, repairs every half second: a killed
-    # worker's job is found within seconds.
-    settings = {"JOB_HEARTBEAT_S": "0.5", "JOB_STALE_AFTER_S": "3", "JOB_RECONCILE_EVERY_S": "0.5"}
+    # worker's job is found within seconds. Webhook deliveries are retried within a second.
+    settings = {"JOB_HEARTBEAT_S": "0.5", "JOB_STALE_AFTER_S": "3", "JOB_RECONCILE_EVERY_S": "0.5",
+                "WEBHOOK_RETRY_FIRST_S": "0.2", "WEBHOOK_POLL_S": "0.1"}
     env = {**os.environ, "OMP_NUM_THREADS": "1", **{f"IMAGEBOOTH_{k}": v for k, v in settings.items()}}
     handle = WorkerHandle(env=env, log_path=TEST_DATA_DIR / "generation-worker.log")
     handle.start()

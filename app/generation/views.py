@@ -1,0 +1,33 @@
+"""A generation as the API shows it (the routes, and the events webhooks send)."""
+
+from __future__ import annotations
+
+from app.generation.models import Generation
+from app.generation.schemas import GenerationOut, ImageOut
+
+
+def generation_view(job: Generation, queue_position: int | None = None) -> GenerationOut:
+    return GenerationOut(
+        id=job.id,
+        status=job.status.value,
+        progress=round(job.progress, 4),
+        queue_position=queue_position,
+        images=[
+            ImageOut(id=image.id, index=image.index, seed=image.seed, url=f"/api/v1/images/{image.id}",
+                     width=image.width, height=image.height)
+            for image in job.images
+        ],
+        error=job.error,
+        prompt=job.prompt,
+        negative_prompt=job.negative_prompt,
+        n=job.n,
+        steps=job.steps,
+        guidance_scale=job.guidance_scale,
+        seed=job.seed,
+        model=job.model_id,
+        profile=job.profile,
+        cost=job.cost,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
