@@ -69,7 +69,8 @@ def _model_ref(spec: runs.JobSpec) -> ModelRef:
 
 def _request(spec: runs.JobSpec) -> GenerationRequest:
     return GenerationRequest(
-        prompt=spec.prompt, negative_prompt=spec.negative_prompt, n=spec.n, steps=spec.steps,
+        prompt="" if spec.prompts else spec.prompt, prompts=spec.prompts, negative_prompt=spec.negative_prompt, n=spec.n,
+        steps=spec.steps,
         guidance_scale=spec.guidance_scale, seeds=spec.seeds, profile=spec.profile,
     )
 

@@ -20,6 +20,7 @@ from app.model_base import (
     ID_LENGTH,
     Base,
     JobColumns,
+    JSONType,
     created_at_column,
     id_column,
     owner_column,
@@ -39,7 +40,8 @@ class Generation(JobColumns, Base):
 
     id: Mapped[str] = id_column()
     user_id: Mapped[str] = owner_column(indexed=False)
-    prompt: Mapped[str] = mapped_column(Text, nullable=False)
+    prompt: Mapped[str] = mapped_column(Text, nullable=False)  # a prompt list's first
+    prompts: Mapped[list[str] | None] = mapped_column(JSONType)  # a prompt list: image k's is prompts[k]
     negative_prompt: Mapped[str] = mapped_column(Text, default="", nullable=False)
     n: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     steps: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -53,6 +55,13 @@ class Generation(JobColumns, Base):
     images: Mapped[list[Image]] = relationship(
         back_populates="generation", order_by="Image.index", cascade="all, delete-orphan"
     )
+
+    def prompt_of(self, index: int) -> str:
+        """The prompt image `index` was drawn from."""
+        return self.prompts[index] if self.prompts else self.prompt
+
+    def image_prompts(self) -> list[str]:
+        return list(self.prompts) if self.prompts else [self.prompt] * self.n
 
 
 class Image(Base):

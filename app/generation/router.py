@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from app.auth.dependencies import CurrentUser
+from app.catalog.schemas import WarningOut
 from app.db import SessionDep, released
 from app.generation import service
 from app.generation.schemas import (
@@ -33,7 +34,8 @@ def create_generation(
     body: GenerationCreate, user: CurrentUser, session: SessionDep, idempotency_key: IdempotencyKey = None
 ) -> GenerationCreated:
     job, _ = service.submit(session, user, body, idempotency_key)  # its task is sent after the commit
-    return GenerationCreated(id=job.id, status=job.status.value, cost=job.cost)
+    warnings = WarningOut.of(service.prompt_warnings(session, user, job))
+    return GenerationCreated(id=job.id, status=job.status.value, cost=job.cost, warnings=warnings)
 
 
 @router.get("/generations")

@@ -19,6 +19,7 @@ class JobSpec:
     id: str
     user_id: str
     prompt: str
+    prompts: list[str] | None  # a prompt list: one per image
     negative_prompt: str
     n: int
     steps: int
@@ -51,7 +52,7 @@ def spec_of(session: Session, job_id: str) -> JobSpec:
     assert job is not None  # claimed: it exists
     model = resolve_model(session, job.user_id, job.model_id)
     return JobSpec(
-        id=job.id, user_id=job.user_id, prompt=job.prompt, negative_prompt=job.negative_prompt, n=job.n,
+        id=job.id, user_id=job.user_id, prompt=job.prompt, prompts=job.prompts, negative_prompt=job.negative_prompt, n=job.n,
         steps=job.steps, guidance_scale=job.guidance_scale, seeds=image_seeds(job.seed or 0, job.n),
         profile=job.profile, model_name=model.name, base_path=str(model.base_path),
         personal_path=str(model.personal_path) if model.personal_path else None,

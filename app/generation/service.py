@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from app import pagination, storage
 from app.auth.models import User
-from app.catalog.service import resolve_model
+from app.catalog.service import resolve_model, vocabulary_hints
+from app.catalog.vocabulary import Hint
 from app.config import get_settings
 from app.credits import pricing
 from app.credits import service as credits
@@ -55,9 +56,10 @@ def submit(
     job = Generation(
         id=new_id(),
         user_id=user.id,
-        prompt=body.prompt,
+        prompt=body.prompts[0] if body.prompts else body.prompt,
+        prompts=body.prompts,
         negative_prompt=body.negative_prompt,
-        n=body.n,
+        n=body.pictures(),
         steps=body.steps if body.steps is not None else _default_steps(body.profile, model.default_steps),
         guidance_scale=float(body.guidance_scale if body.guidance_scale is not None else model.default_guidance),
         # Drawn now when not given, so a re-delivered task reproduces the same images.
@@ -79,6 +81,11 @@ def submit(
             credits.settle(session, user.id, GENERATION.reference(job.id), used=0)
         return earlier, False
     return job, True
+
+
+def prompt_warnings(session: Session, user: User, job: Generation) -> list[Hint]:
+    """The words of the job's prompts its model does not know (the job runs anyway)."""
+    return vocabulary_hints(session, user, job.model_id, job.image_prompts(), as_list=job.prompts is not None)
 
 
 # --- read -------------------------------------------------------------------------------
@@ -170,7 +177,7 @@ def slug(text: str, max_length: int = 48) -> str:
 
 
 def image_file_name(job: Generation, image: Image) -> str:
-    return f"{slug(job.prompt)}-{image.seed}.png"
+    return f"{slug(job.prompt_of(image.index))}-{image.seed}.png"
 
 
 def image_download(session: Session, user: User, image_id: str) -> tuple[Path, str]:

@@ -13,12 +13,13 @@ def generation_view(job: Generation, queue_position: int | None = None) -> Gener
         progress=round(job.progress, 4),
         queue_position=queue_position,
         images=[
-            ImageOut(id=image.id, index=image.index, seed=image.seed, url=f"/api/v1/images/{image.id}",
-                     width=image.width, height=image.height)
+            ImageOut(id=image.id, index=image.index, prompt=job.prompt_of(image.index), seed=image.seed,
+                     url=f"/api/v1/images/{image.id}", width=image.width, height=image.height)
             for image in job.images
         ],
         error=job.error,
         prompt=job.prompt,
+        prompts=job.prompts,
         negative_prompt=job.negative_prompt,
         n=job.n,
         steps=job.steps,

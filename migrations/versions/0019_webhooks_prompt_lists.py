@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0019_webhooks_prompt_lists"
 down_revision: str | None = "0004_job_outbox"
@@ -64,9 +65,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_attempts")),
     )
     op.create_index(op.f("ix_webhook_attempts_delivery_id"), "webhook_attempts", ["delivery_id"], unique=False)
+    op.add_column("generations", sa.Column("prompts", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
+                                           nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("generations", recreate="never") as batch:
+        batch.drop_column("prompts")
     op.drop_index(op.f("ix_webhook_attempts_delivery_id"), table_name="webhook_attempts")
     op.drop_table("webhook_attempts")
     op.drop_index("ix_webhook_deliveries_endpoint_created", table_name="webhook_deliveries")
