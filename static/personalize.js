@@ -120,6 +120,14 @@
   }
   const liveNounCheck = vocabulary.debounced(nounWarnings, 400);
 
+  /* A class the base model lacks: ask first. True when the upload and training should go ahead. */
+  async function confirmedNoun() {
+    const warnings = await nounWarnings();
+    if (!warnings || !warnings.length) return true;
+    return vocabulary.confirmSpend(confirmBox, warnings, "Upload and train anyway · " + finetuneCost,
+                                   "The model does not know this kind of thing.");
+  }
+
   async function submit(event) {
     event.preventDefault();
     hideNotice(notice);
@@ -135,8 +143,7 @@
       return;
     }
     start.disabled = true;
-    const warnings = await nounWarnings();
-    if (warnings && warnings.length && !(await vocabulary.confirmSpend(confirmBox, warnings, "Upload and train anyway · " + finetuneCost))) {
+    if (!(await confirmedNoun())) {
       start.disabled = false;
       classNoun.focus();
       return;
@@ -164,11 +171,16 @@
   // --- the lists --------------------------------------------------------------------------
   const STATUS_NAMES = { queued: "queued", running: "training", succeeded: "done", failed: "failed", canceled: "canceled" };
 
-  function finetuneLine(finetune) {
+  function generateLink(modelId, token, classNoun) {
+    return "/?model=" + encodeURIComponent(modelId) + "&prompt=" + encodeURIComponent("a " + token + " " + (classNoun || ""));
+  }
+
+  function finetuneLine(finetune, subject) {
     return el("li", {},
       el("a", { href: "/finetunes/" + encodeURIComponent(finetune.id), text: "Fine-tune of " + localTime(finetune.created_at) }),
       " ", el("span", { class: "status status-" + finetune.status, text: STATUS_NAMES[finetune.status] || finetune.status }),
-      finetune.model_id ? [" ", el("a", { class: "small", href: "/?model=" + encodeURIComponent(finetune.model_id), text: "use its model" })] : null);
+      finetune.model_id ? [" ", el("a", { class: "small", href: generateLink(finetune.model_id, subject.token, subject.class_noun),
+                                         text: "use its model" })] : null);
   }
 
   /* "Train again" spends credits once more: it only asks, a second button does it. */
@@ -194,7 +206,7 @@
       el("div", {},
         el("span", {}, el("strong", { text: subject.name }), " - a " + subject.class_noun + ", token ", el("code", { text: subject.token }),
            " · " + count(subject.photo_count, "photo")),
-        finetunes.length ? el("ul", { class: "finetunes" }, finetunes.map(finetuneLine))
+        finetunes.length ? el("ul", { class: "finetunes" }, finetunes.map((finetune) => finetuneLine(finetune, subject)))
                          : el("p", { class: "muted", text: "Not trained yet." })),
       actions);
   }
@@ -215,8 +227,7 @@
       document.getElementById("no-models").hidden = personal.length > 0;
       document.getElementById("models").replaceChildren(...personal.map((model) => el("li", {},
         el("span", {}, el("strong", { text: model.name }), " - token ", el("code", { text: model.token || "" })),
-        el("a", { class: "button small", text: "Generate with this subject",
-                  href: "/?model=" + encodeURIComponent(model.id) + "&prompt=" + encodeURIComponent("a " + model.token + " " + (model.class_noun || "")) }))));
+        el("a", { class: "button small", text: "Generate with this subject", href: generateLink(model.id, model.token, model.class_noun) }))));
     }
   }
 

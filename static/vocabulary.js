@@ -15,15 +15,16 @@ window.ImageBooth.vocabulary = (function () {
     const subject = model.kind === "personal" && model.token
       ? el("p", {}, "Plus your subject: ", el("code", { text: model.token }), model.class_noun ? " (a " + model.class_noun + ")" : "")
       : null;
-    box.replaceChildren(
+    box.replaceChildren(...[
       el("summary", { text: "What " + model.name + " draws" }),
       vocabulary.pattern ? el("p", { class: "pattern" }, el("code", { text: vocabulary.pattern })) : null,
       vocabulary.example ? el("p", { class: "muted" }, "For example: ", el("q", { text: vocabulary.example })) : null,
       subject,
-      el("dl", { class: "groups" }, Object.entries(vocabulary.groups).map(([name, items]) => [
+      el("dl", { class: "groups" }, Object.entries(vocabulary.groups).flatMap(([name, items]) => [
         el("dt", { text: name.charAt(0).toUpperCase() + name.slice(1) }),
         el("dd", { text: items.join(" · ") })])),
-      el("p", { class: "hint", text: "Other words are not in its card: it will likely ignore them." }));
+      el("p", { class: "hint", text: "Other words are not in its card: it will likely ignore them." }),
+    ].filter(Boolean));
   }
 
   /* The warnings for `body` ({model, prompt | prompts, class_noun}); null when the check failed. */
@@ -44,14 +45,14 @@ window.ImageBooth.vocabulary = (function () {
       ? "line " + (warning.index + 1) + ": " : "") + warning.words.join(", ")).join("; ");
   }
 
-  /* Ask before spending: show the warnings in `box` with "go" and "edit" buttons; resolves
-     true for go, false for edit. */
-  function confirmSpend(box, warnings, goLabel) {
+  /* Ask before spending: show `title` and the warnings in `box` with "go" and "edit" buttons;
+     resolves true for go, false for edit. */
+  function confirmSpend(box, warnings, goLabel, title = "The model will likely ignore some of these words.") {
     return new Promise((resolve) => {
       const done = (answer) => { box.hidden = true; box.replaceChildren(); resolve(answer); };
       const go = el("button", { type: "button", id: "confirm-go", text: goLabel, onclick: () => done(true) });
       box.replaceChildren(
-        el("p", { id: "confirm-title" }, el("strong", { text: "The model will likely ignore some of these words." })),
+        el("p", { id: "confirm-title" }, el("strong", { text: title })),
         el("ul", { class: "warnings" }, warnings.map((warning) => el("li", { text: warning.message }))),
         el("div", { class: "actions" }, go,
           el("button", { type: "button", class: "secondary", id: "confirm-edit", text: "Edit first", onclick: () => done(false) })));

@@ -46,20 +46,21 @@ class Server:
 
 
 @contextmanager
-def running_server(root: Path, **settings: str) -> Iterator[Server]:
-    """`imagebooth serve` (web + worker) on the tiny model with its own data folder;
-    `settings`: more IMAGEBOOTH_* values (without the prefix)."""
+def running_server(root: Path, model: Path | None = None, **settings: str) -> Iterator[Server]:
+    """`imagebooth serve` (web + worker) with its own data folder, on `model` (default: the
+    tiny random model, written here); `settings`: more IMAGEBOOTH_* values (without the prefix)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) for the browser tests")
     from workers.engine.tiny_model import write_tiny_pipeline
 
     finetune_config = root / "finetune.yaml"
     finetune_config.write_text(TINY_FINETUNE)
+    model = model or write_tiny_pipeline(root / "tiny-model")
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("IMAGEBOOTH_")}
     env.update({
         "IMAGEBOOTH_ENV": "test", "IMAGEBOOTH_DATA_DIR": str(root / "data"), "HF_HUB_OFFLINE": "1",
-        "IMAGEBOOTH_MODEL_PATH": str(write_tiny_pipeline(root / "tiny-model")),
+        "IMAGEBOOTH_MODEL_PATH": str(model),
         "IMAGEBOOTH_FINETUNE_CONFIG": str(finetune_config),
         "IMAGEBOOTH_FREE_DAILY_CREDITS": str(FREE_DAILY_CREDITS),
         "IMAGEBOOTH_FINETUNE_CREDIT_COST": str(FINETUNE_CREDIT_COST),
