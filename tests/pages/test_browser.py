@@ -39,6 +39,15 @@ def _png(color: tuple[int, int, int]) -> bytes:
     return out.getvalue()
 
 
+def face_photos(folder, prefix: str) -> list:
+    """Three photos of a face on a red, a green and a blue disc (a subject to upload)."""
+    photos = []
+    for index, color in enumerate([(220, 40, 40), (40, 170, 70), (40, 80, 220)]):
+        photos.append(folder / f"{prefix}-{index}.png")
+        photos[-1].write_bytes(_png(color))
+    return photos
+
+
 def test_signup_generate_progress_download_history(page, server, sign_up, screenshot) -> None:
     # 1. sign up: a bad address and a short password are named next to their fields
     page.goto("/signup")
@@ -191,10 +200,7 @@ def _queue_behind_and_cancel(browser, server, sign_up, screenshot) -> None:
 def test_personalize_upload_finetune_and_status(page, browser, server, sign_up, screenshot, tmp_path) -> None:
     sign_up(page, "subject")
     page.get_by_role("link", name="Personalize").click()
-    photos = []
-    for index, color in enumerate([(220, 40, 40), (40, 170, 70), (40, 80, 220)]):
-        photos.append(tmp_path / f"smiley-{index}.png")
-        photos[-1].write_bytes(_png(color))
+    photos = face_photos(tmp_path, "smiley")
     not_a_photo = tmp_path / "notes.txt"
     not_a_photo.write_text("not a picture")
 

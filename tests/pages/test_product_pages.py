@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from app.config import BUNDLED_MODEL_PATH
 from tests.pages.conftest import Server, running_server
-from tests.pages.test_browser import FINETUNE_TIMEOUT_MS, JOB_TIMEOUT_MS, _png
+from tests.pages.test_browser import FINETUNE_TIMEOUT_MS, JOB_TIMEOUT_MS, face_photos
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend_independent]
 UNKNOWN = "a cat astronaut on the moon"
@@ -114,11 +114,7 @@ def test_personalize_lists_fine_tunes_with_links_and_trains_again_only_on_purpos
 ) -> None:
     sign_up(page, "trainer")
     page.get_by_role("link", name="Personalize").click()
-    photos = []
-    for index, color in enumerate([(220, 40, 40), (40, 170, 70), (40, 80, 220)]):
-        photos.append(tmp_path / f"face-{index}.png")
-        photos[-1].write_bytes(_png(color))
-    page.get_by_label("Photos (3 to 5)").set_input_files([str(photo) for photo in photos])
+    page.get_by_label("Photos (3 to 5)").set_input_files([str(photo) for photo in face_photos(tmp_path, "face")])
     # 1. the model's classes are offered; another noun is named, and asked about before training
     expect(page.locator("#class_noun-hint")).to_contain_text("circle, square, triangle, star")
     page.get_by_label("What is it? (class noun)").fill("dog")
