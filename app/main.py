@@ -28,6 +28,7 @@ from app.pages.rendering import STATIC_DIR
 from app.pages.router import router as pages_router
 from app.personalization.router import router as personalization_router
 from app.ratelimit import RateLimiter, RateLimitMiddleware
+from app.webhooks.router import events as webhook_events
 from app.webhooks.router import router as webhooks_router
 
 OPENAPI_URL = "/api/openapi.json"
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(credits_router)
     app.include_router(billing_router)
     app.include_router(webhooks_router)
+    app.webhooks.include_router(webhook_events)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_api_route("/api/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
     install_openapi(app)

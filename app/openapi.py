@@ -129,7 +129,11 @@ def _add_shared(schema: dict[str, Any], route: RouteContext) -> None:
 
 
 def build(app: FastAPI) -> dict[str, Any]:
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
+                         webhooks=app.webhooks.routes)
+    for operations in schema.get("webhooks", {}).values():  # what clients answer: no error shape of ours
+        for operation in operations.values():
+            operation["responses"] = {code: answer for code, answer in operation["responses"].items() if code != "422"}
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     error_body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")

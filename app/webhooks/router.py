@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from app.auth.dependencies import CurrentUser
 from app.db import SessionDep
 from app.openapi import errors
-from app.webhooks import repository, service
+from app.webhooks import repository, service, signing
 from app.webhooks.schemas import (
     DEFAULT_DELIVERIES,
     MAX_DELIVERIES,
     DeliveryList,
     DeliveryOut,
+    FinetuneEvent,
+    GenerationEvent,
     WebhookCreate,
     WebhookCreated,
     WebhookEndpointOut,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
+# The events ImageBooth sends, for the document's "webhooks" section (never served here).
+events = APIRouter(tags=["webhooks"])
+Signature = Annotated[str, Header(alias=signing.HEADER, description="t=<unix seconds>,v1=<hex HMAC-SHA256 of "
+                                  '"<t>.<body>" keyed with the endpoint\'s secret>')]
+RECEIVED: dict[int | str, dict[str, Any]] = {200: {"description": "Any 2xx within the timeout counts as delivered; anything else (a 3xx too: "
+                                 "redirects are not followed) is retried with back-off for a day."}}
 
 
 @router.post("/webhooks", status_code=status.HTTP_201_CREATED, responses=errors(409))
@@ -47,3 +55,13 @@ def list_deliveries(
 ) -> DeliveryList:
     rows = service.deliveries(session, user, webhook_id, limit)
     return DeliveryList(items=[DeliveryOut.model_validate(row, from_attributes=True) for row in rows])
+
+
+@events.post("generation", summary="A generation ended", responses=RECEIVED)
+def generation_event(event: GenerationEvent, signature: Signature) -> None:
+    """POSTed to every endpoint of the job's owner when a generation ends."""
+
+
+@events.post("finetune", summary="A fine-tune ended", responses=RECEIVED)
+def finetune_event(event: FinetuneEvent, signature: Signature) -> None:
+    """POSTed to every endpoint of the job's owner when a fine-tune ends."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.generation.schemas import GenerationOut
+from app.personalization.schemas import FinetuneOut
 from app.webhooks.models import MAX_URL_CHARS, DeliveryStatus
 
 DEFAULT_DELIVERIES = 20
@@ -52,3 +55,18 @@ class DeliveryOut(BaseModel):
 
 class DeliveryList(BaseModel):
     items: list[DeliveryOut]
+
+
+# --- what endpoints receive (documented under the OpenAPI document's "webhooks") -------------
+class GenerationEvent(BaseModel):
+    id: str = Field(description="evt_..., the same on every attempt (deduplicate on it)")
+    type: Literal["generation.succeeded", "generation.failed", "generation.canceled"]
+    created: int = Field(description="when the job ended, unix seconds")
+    data: GenerationOut = Field(description="the job as GET /api/v1/generations/{id} shows it")
+
+
+class FinetuneEvent(BaseModel):
+    id: str = Field(description="evt_..., the same on every attempt (deduplicate on it)")
+    type: Literal["finetune.succeeded", "finetune.failed", "finetune.canceled"]
+    created: int = Field(description="when the job ended, unix seconds")
+    data: FinetuneOut = Field(description="the job as GET /api/v1/finetunes/{id} shows it")
