@@ -78,6 +78,20 @@ def test_a_receiver_failing_twice_gets_the_signed_event_on_the_third_try(client,
     assert [a["error"] for a in shown["attempts"]] == ["answered HTTP 500", "answered HTTP 503", None]
 
 
+def test_stripes_own_verification_accepts_the_signature(client, db, hook, receiver) -> None:
+    """Clients that verify Stripe's webhooks can reuse that code unchanged."""
+    import stripe
+
+    user_id, endpoint = hook
+    _queue_event(db, user_id)
+    _deliver_until_final()
+    [request] = receiver.received
+    header = request.headers["imagebooth-signature"]
+    assert stripe.WebhookSignature.verify_header(request.body, header, endpoint["secret"], tolerance=300)
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.WebhookSignature.verify_header(request.body + b" ", header, endpoint["secret"], tolerance=300)
+
+
 def test_the_wait_grows_three_times_after_each_failure_up_to_four_hours(env_override) -> None:
     env_override(WEBHOOK_RETRY_FIRST_S="10")
     settings = delivery.get_settings()
