@@ -65,19 +65,19 @@ def _schema_ready(migrate: bool) -> bool:
 def serve(host: str, port: int, migrate: bool = False) -> int:
     import uvicorn
 
-    # 1. schema: the embedded database is ours to create and upgrade; any other must
-    #    already be current (or migrated now, with --migrate)
-    settings = get_settings()
+    # 1. the port: a busy one is named before the worker starts and the model loads, with the way out
     if not _port_free(host, port):
-        # Said before the worker starts and the model loads, with the way out.
         print(f"imagebooth: port {port} on {host} is already in use (another ImageBooth, or another server).\n"
               f"Pick another one: make run PORT={port + 1}   or   imagebooth serve --port {port + 1}", file=sys.stderr)
         return 1
+    # 2. schema: the embedded database is ours to create and upgrade; any other must
+    #    already be current (or migrated now, with --migrate)
+    settings = get_settings()
     if not _schema_ready(migrate or settings.is_sqlite):
         return 1
-    # 2. the worker, in its own process so a model load never blocks a web request
+    # 3. the worker, in its own process so a model load never blocks a web request
     worker = _start_worker()
-    # 3. the web server; the URL is printed once it is really listening. Forwarded
+    # 4. the web server; the URL is printed once it is really listening. Forwarded
     #    headers are the app's business (IMAGEBOOTH_TRUSTED_PROXIES), not uvicorn's.
     config = uvicorn.Config("app.main:create_app", factory=True, host=host, port=port, log_level="info",
                             proxy_headers=False)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.catalog.vocabulary import Hint, Vocabulary
+from app.validation import Line, Text
 
 MAX_CHECKED_PROMPTS = 8
 MAX_CHECKED_CHARS = 1000
@@ -67,10 +69,11 @@ class VocabularyCheck(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = Field(None, min_length=1, max_length=64)
-    prompt: str | None = Field(None, max_length=MAX_CHECKED_CHARS)
-    prompts: list[str] | None = Field(None, min_length=1, max_length=MAX_CHECKED_PROMPTS)
-    class_noun: str | None = Field(None, max_length=MAX_CHECKED_CHARS)
+    model: Line | None = Field(None, min_length=1, max_length=64)
+    prompt: Text | None = Field(None, max_length=MAX_CHECKED_CHARS)
+    prompts: list[Annotated[Text, Field(max_length=MAX_CHECKED_CHARS)]] | None = Field(
+        None, min_length=1, max_length=MAX_CHECKED_PROMPTS)
+    class_noun: Line | None = Field(None, max_length=MAX_CHECKED_CHARS)
 
     @model_validator(mode="after")
     def _one_kind_of_prompt(self) -> VocabularyCheck:

@@ -69,7 +69,7 @@ def start_finetune(
 @router.get("/finetunes", response_model=FinetuneList)
 def list_finetunes(
     user: CurrentUser, session: SessionDep,
-    subject_id: Annotated[str | None, Query(max_length=64, description="only this subject's")] = None,
+    subject_id: Annotated[Line | None, Query(max_length=64, description="only this subject's")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LISTED_FINETUNES)] = MAX_LISTED_FINETUNES,
 ) -> FinetuneList:
     """The caller's fine-tunes, newest first."""

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from app.auth.dependencies import CurrentUser
 from app.db import SessionDep
 from app.openapi import errors
+from app.validation import WebhookId
 from app.webhooks import repository, service, signing
 from app.webhooks.schemas import (
     DEFAULT_DELIVERIES,
@@ -43,14 +44,14 @@ def list_webhooks(user: CurrentUser, session: SessionDep) -> list[WebhookEndpoin
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_webhook(webhook_id: str, user: CurrentUser, session: SessionDep) -> Response:
+def delete_webhook(webhook_id: WebhookId, user: CurrentUser, session: SessionDep) -> Response:
     service.delete(session, user, webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/webhooks/{webhook_id}/deliveries")
 def list_deliveries(
-    webhook_id: str, user: CurrentUser, session: SessionDep,
+    webhook_id: WebhookId, user: CurrentUser, session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_DELIVERIES)] = DEFAULT_DELIVERIES,
 ) -> DeliveryList:
     rows = service.deliveries(session, user, webhook_id, limit)

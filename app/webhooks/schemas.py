@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.generation.schemas import GenerationOut
 from app.personalization.schemas import FinetuneOut
+from app.validation import Line
 from app.webhooks.models import MAX_URL_CHARS, DeliveryStatus
 
 DEFAULT_DELIVERIES = 20
@@ -19,7 +20,7 @@ EVENT_TYPES = [f"{kind}.{outcome}" for kind in ("generation", "finetune") for ou
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=MAX_URL_CHARS, description="http(s) URL that receives the events")
+    url: Line = Field(min_length=1, max_length=MAX_URL_CHARS, description="http(s) URL that receives the events")
 
 
 class WebhookEndpointOut(BaseModel):

@@ -137,6 +137,19 @@ CASES |= {
     "activity cursor naming a NUL key": Case("GET", "/api/v1/credits/activity", 422, "cursor",
                                              {"params": {"cursor": cursor_of(f"2026-01-01T00:00:00+00:00|generation:{NUL}")}}),
     "ledger limit = 10**30": Case("GET", "/api/v1/credits/ledger", 422, "limit", {"params": {"limit": str(10**30)}}),
+    "prompt list item with NUL": Case("POST", "/api/v1/generations", 422, "prompts.1",
+                                      {"json": {"prompts": ["a red circle", f"a blue{NUL} star"]}}),
+    "prompt list item with a lone surrogate": Case("POST", "/api/v1/generations", 422, "prompts.0",
+                                                   raw_json('{"prompts": [' + SURROGATE_JSON + "]}")),
+    "prompt list of 10,000 prompts": Case("POST", "/api/v1/generations", 422, "prompts", {"json": {"prompts": ["a"] * 10_000}}),
+    "vocabulary check prompt with NUL": Case("POST", "/api/v1/vocabulary/check", 422, "prompt",
+                                             {"json": {"prompt": f"a red{NUL} circle"}}),
+    "vocabulary check class noun with a lone surrogate": Case("POST", "/api/v1/vocabulary/check", 422, "class_noun",
+                                                              raw_json('{"class_noun": ' + SURROGATE_JSON + "}")),
+    "webhook URL with NUL": Case("POST", "/api/v1/webhooks", 422, "url", {"json": {"url": f"https://example.com/{NUL}"}}),
+    "webhook URL of 10,000 characters": Case("POST", "/api/v1/webhooks", 422, "url",
+                                             {"json": {"url": "https://example.com/" + "a" * 10_000}}),
+    "fine-tune list filter with NUL": Case("GET", "/api/v1/finetunes", 422, "subject_id", {"params": {"subject_id": NUL}}),
 }
 
 # --- ids in paths: 404, like a missing object -----------------------------------------------
@@ -144,7 +157,8 @@ ID_ROUTES = [
     ("GET", "/api/v1/generations/{}"), ("POST", "/api/v1/generations/{}/cancel"), ("GET", "/api/v1/generations/{}/archive"),
     ("GET", "/api/v1/images/{}"), ("GET", "/api/v1/subjects/{}"), ("POST", "/api/v1/subjects/{}/finetunes"),
     ("GET", "/api/v1/finetunes/{}"), ("POST", "/api/v1/finetunes/{}/cancel"), ("DELETE", "/api/v1/models/{}"),
-    ("DELETE", "/api/v1/api-keys/{}"), ("GET", "/finetunes/{}"),
+    ("DELETE", "/api/v1/api-keys/{}"), ("GET", "/finetunes/{}"), ("DELETE", "/api/v1/webhooks/{}"),
+    ("GET", "/api/v1/webhooks/{}/deliveries"),
 ]
 for method, template in ID_ROUTES:
     CASES[f"{method} {template} with NUL"] = Case(method, template.format("%00"), 404)
