@@ -184,10 +184,14 @@ def image_download(session: Session, user: User, image_id: str) -> tuple[Path, s
     image = repository.image_owned(session, user.id, image_id)
     if image is None:
         raise NotFound("image")
+    return _stored_file(image), image_file_name(image.generation, image)
+
+
+def _stored_file(image: Image) -> Path:
     path = storage.resolve(image.path)
     if not path.is_file():
         raise AppError("image_missing", "The image file is missing from storage.", 410)
-    return path, image_file_name(image.generation, image)
+    return path
 
 
 def archive(session: Session, user: User, job_id: str) -> tuple[bytes, str]:
@@ -201,7 +205,7 @@ def archive(session: Session, user: User, job_id: str) -> tuple[bytes, str]:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as bundle:
         for image in job.images:
             name = f"{image.index + 1:02d}-{image_file_name(job, image)}"
-            bundle.write(storage.resolve(image.path), arcname=name)
+            bundle.write(_stored_file(image), arcname=name)  # a lost file is a 410, as for one image
     return buffer.getvalue(), f"{slug(job.prompt)}.zip"
 
 

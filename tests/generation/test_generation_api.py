@@ -240,3 +240,16 @@ def test_quality_profile_runs_more_steps_unless_told_otherwise(caller, db) -> No
     assert explicit.steps == 12
     refused = _submit(caller, profile="turbo")
     assert refused.status_code == 422 and "profile" in refused.text
+
+
+def test_a_lost_image_file_is_410_for_the_picture_and_the_archive(caller, db) -> None:
+    from app.generation.models import Image
+
+    job = db.get(Generation, _submit(caller).json()["id"])
+    db.add(Image(generation_id=job.id, user_id=job.user_id, index=0, seed=1, path="generations/gone.png", width=64,
+                 height=64))
+    db.commit()
+    image_id = caller.get(f"/api/v1/generations/{job.id}").json()["images"][0]["id"]
+    for path in (f"/api/v1/images/{image_id}", f"/api/v1/generations/{job.id}/archive"):
+        response = caller.get(path)
+        assert (response.status_code, response.json()["error"]["code"]) == (410, "image_missing"), path
