@@ -39,7 +39,7 @@ async def create_subject(
     checked = await service.check_subject(name, class_noun, images)
     # The database and the files are blocking work: in a worker thread, off the event loop.
     subject = await run_in_threadpool(service.store_subject, session, user, checked)
-    hints = await run_in_threadpool(service.class_noun_hints, session, user, subject)
+    hints = service.class_noun_hints(subject)  # the model card, read once and cached
     view = await run_in_threadpool(service.subject_view, session, subject)
     return SubjectCreated(**view.model_dump(), warnings=WarningOut.of(hints))
 

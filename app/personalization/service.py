@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from app import storage
 from app.auth.models import User
-from app.catalog.service import vocabulary_hints
-from app.catalog.vocabulary import Hint
+from app.catalog.model_card import model_defaults, model_vocabulary
+from app.catalog.vocabulary import Hint, class_hints
 from app.config import get_settings
 from app.credits import pricing
 from app.errors import AppError, NotFound
@@ -140,9 +140,10 @@ def _display_name(filename: str | None, index: int) -> str:
     return base[:200] or f"file {index + 1}"
 
 
-def class_noun_hints(session: Session, user: User, subject: Subject) -> list[Hint]:
+def class_noun_hints(subject: Subject) -> list[Hint]:
     """Warnings when the base model (the one fine-tunes start from) has no such class."""
-    return vocabulary_hints(session, user, None, [], as_list=False, class_noun=subject.class_noun)
+    base = get_settings().model_path
+    return class_hints(model_vocabulary(base), model_defaults(base).name, subject.class_noun)
 
 
 def subject_view(session: Session, subject: Subject) -> SubjectOut:
