@@ -52,7 +52,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(printable, (chr(c) for c in chars)))
 
 
-def _write_tokenizer(folder: Path) -> int:
+def write_clip_tokenizer(folder: Path, max_length: int = 16) -> int:
     """Write vocab.json + merges.txt for a working byte-level CLIP BPE; returns vocab size."""
     from transformers import CLIPTokenizer
 
@@ -73,7 +73,7 @@ def _write_tokenizer(folder: Path) -> int:
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
     # Load back through the files, as any real CLIP tokenizer folder is read.
     (folder / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "CLIPTokenizer", "model_max_length": 16}), encoding="utf-8"
+        json.dumps({"tokenizer_class": "CLIPTokenizer", "model_max_length": max_length}), encoding="utf-8"
     )
     CLIPTokenizer.from_pretrained(folder).save_pretrained(folder)
     return len(vocab)
@@ -153,7 +153,7 @@ def write_tiny_pipeline(folder: Path | str, config: TinyModelConfig | None = Non
     folder = Path(folder)
     torch.manual_seed(config.seed)
     tokenizer_dir = folder / "tokenizer"
-    vocab_size = _write_tokenizer(tokenizer_dir)
+    vocab_size = write_clip_tokenizer(tokenizer_dir)
     from transformers import CLIPTokenizer
 
     pipe = StableDiffusionPipeline(
