@@ -92,7 +92,7 @@ from workers.engine import ModelRef, configure_process_cache, warm_up
 from workers.engine.backend_choice import BackendSettings
 configure_process_cache(backend=BackendSettings(cache_dir=Path(sys.argv[2])))
 result = warm_up(ModelRef(base=Path(sys.argv[1])))
-print("BACKEND", result.backend)
+print("READY", time.time(), result.backend, flush=True)
 """
 
 
@@ -104,11 +104,15 @@ def part_start(args, root: Path) -> None:
     print("\n(s) worker start: a fresh process imports the engine, loads the base model and warms it")
     try:
         for label in ("cold compile cache", "warm compile cache", "warm compile cache"):
-            started = time.perf_counter()
+            # Ready is when the warm-up generation is done (what a worker waits for before its
+            # first job); the process's exit (OpenVINO and torch teardown) is printed apart.
+            launched = time.time()
             done = subprocess.run([sys.executable, "-c", START_SCRIPT, str(args.model), str(cache_dir)], env=env,
                                   cwd=root, capture_output=True, text=True, check=True)
-            backend = next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("BACKEND"))
-            print(f"  {label:<20} {time.perf_counter() - started:6.2f} s to a warm engine ({backend})")
+            exited = time.time()
+            _, ready, backend = next(line.split() for line in done.stdout.splitlines() if line.startswith("READY"))
+            print(f"  {label:<20} {float(ready) - launched:6.2f} s to a warm engine ({backend}); "
+                  f"the process exited {exited - launched:.2f} s after launch")
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
 
