@@ -54,6 +54,10 @@ def test_lora_saves_one_small_file_the_engine_loads(tiny_base, photos, tmp_path)
     assert lora.stat().st_size < full_size
     result = generate_images(ModelRef(tiny_base, out), GenerationRequest(prompt="a sks circle", n=1, seeds=[3], steps=2))
     assert result.images[0].size == (32, 32)
+    # the training checkpoint holds the LoRA weights and their optimizer state, not the frozen base
+    checkpoint = torch.load(tmp_path / "work" / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
+    assert checkpoint["state_dict"] and all("lora" in key for key in checkpoint["state_dict"])
+    assert len(checkpoint["optimizer_states"][0]["state"]) == len(checkpoint["state_dict"])
 
 
 def test_class_image_bank_is_made_once_and_shared(tiny_base, photos, tmp_path):
