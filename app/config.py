@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # A YAML file laid over the base model's DreamBooth preset for every fine-tune (tests
     # point it at a tiny config; operators can tune steps, class images and the like).
     finetune_config: Path | None = None
+    # LoRA personal models are adapters on the worker's one warm base (workers/engine/adapters.py):
+    # as many stay loaded as fit in this many MB of adapter weights, least recently used out first.
+    adapter_cache_mb: float = Field(512.0, gt=0)
     # Jobs (app/jobs): a worker beats each running job's heartbeat every job_heartbeat_s; a
     # job silent for job_stale_after_s has lost its worker and is queued again (a fine-tune
     # resumes from its checkpoint). A queued job not taken job_resend_after_s after its task

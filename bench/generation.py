@@ -35,7 +35,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from generation_costs import matmul_rate, part_personal, part_start, picture_flops, print_limits
+from generation_costs import matmul_rate, part_start, picture_flops, print_limits
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # a shared CPU: do not spin
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -308,7 +308,6 @@ def main(argv: list[str] | None = None) -> int:
     part_a(args)
     if not args.skip_start:
         part_start(args, ROOT)
-        part_personal(args)
     if not args.skip_api:
         part_b(args)
     return 0

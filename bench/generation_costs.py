@@ -1,4 +1,4 @@
-"""Parts of bench/generation.py: the compute limit, worker start, personal models compiled.
+"""Parts of bench/generation.py: the compute limit and worker start.
 
 Each prints its own lines; see bench/generation.py for the whole run.
 """
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -115,36 +114,3 @@ def part_start(args, root: Path) -> None:
                   f"the process exited {exited - launched:.2f} s after launch")
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
-
-
-# --- (p) a LoRA personal model: folded into a compiled copy, or PyTorch ------------------------
-def part_personal(args) -> None:
-    """Load cost (cold and warm compile cache) and ms per picture of a LoRA personal model on
-    the compiled backend (fused, then compiled like a full fine-tune) against PyTorch."""
-    from workers.engine import GenerationRequest, ModelRef, PipelineCache, generate
-    from workers.engine.backend_choice import BackendSettings
-    from workers.engine.tiny_model import write_lora
-
-    work = Path(tempfile.mkdtemp(prefix="imagebooth-bench-p-"))
-    try:
-        lora = write_lora(args.model, work / "lora", with_text_encoder=True)
-        ref = ModelRef(base=args.model, personal=lora)
-        print("\n(p) a LoRA personal model (UNet and text encoder), batch 1, the card's settings")
-        loaded = {}
-        for label, mode in (("compiled, cold cache", "openvino"), ("compiled, warm cache", "openvino"),
-                            ("PyTorch fallback", "torch")):
-            cache = PipelineCache(backend=BackendSettings(mode, work / "compiled"))
-            cache.get(ModelRef(base=args.model), "fast")  # the warm base, as in a worker
-            started = time.perf_counter()
-            loaded[label] = cache.get(ref, "fast")
-            print(f"  load on a warm base, {label:<22} {time.perf_counter() - started:6.2f} s")
-        times: dict[str, list[float]] = {"compiled, warm cache": [], "PyTorch fallback": []}
-        for seed in range(20):
-            for label in times:
-                started = time.perf_counter()
-                generate(loaded[label], GenerationRequest(prompt="a sks circle on a red background", seeds=[seed]))
-                times[label].append(time.perf_counter() - started)
-        for label, values in times.items():
-            print(f"  {label:<22} {statistics.median(values[2:]) * 1e3:7.1f} ms per picture ({loaded[label].backend.name})")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

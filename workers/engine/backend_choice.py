@@ -5,9 +5,10 @@ model builds both and times one warm-up generation of the model's defaults on ea
 interleaved, a few rounds; the faster one serves the profile and the worker log says which,
 with both times. The result is kept beside the compiled blobs, keyed by the weights, the CPU,
 the versions and the thread count, so a restarted worker reuses it (and says so). Everything else (the quality profile, GPUs, OpenVINO not installed or failing
-to export a model) runs on PyTorch. Personal models run on their base's choice: their own
-parts are compiled beside the base's shared ones (a LoRA is already fused into a private copy
-of the part at load, so the compiled copy costs what the base costs per step).
+to export a model) runs on PyTorch. Personal models run on their base's choice: a full
+fine-tune's own parts are compiled beside the base's shared ones; a LoRA is an adapter on the
+base's PyTorch modules (adapters.py), so its UNet runs on PyTorch while the base's compiled
+text encoder and decoder still serve it.
 """
 from __future__ import annotations
 
@@ -153,7 +154,7 @@ def _faster(pipe, profile: Profile, candidates: list, rounds: int) -> tuple:
 
 def prepare_personal(base_backend: Backend, pipe, profile: Profile, device: torch.device, owned: list[str],
                      settings: BackendSettings) -> Backend:
-    """A personal model's backend: its own parts compiled (or cast), the base's shared."""
+    """A full fine-tune's backend: its own parts compiled (or cast), the base's shared."""
     from workers.engine.openvino_backend import OpenVinoBackend, compile_parts
 
     if isinstance(base_backend, OpenVinoBackend):

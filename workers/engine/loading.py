@@ -2,16 +2,13 @@
 
 Loading a real SD folder takes seconds and its weights are most of a worker's memory, so a
 worker process loads each base model once per profile and keeps it. Personal models
-(DreamBooth outputs) are small deltas on a base: they share the base's VAE, tokenizer and,
-where untouched, text encoder and UNet, and only their own parts are loaded. A few of them
-stay warm in an LRU; evicting one frees only its own parts.
-
-A personal model folder holds any of:
-- `unet/` and/or `text_encoder/`: full fine-tunes of those parts (diffusers format);
+(DreamBooth outputs) are small deltas on a base. A personal model folder holds either:
+- `unet/` and/or `text_encoder/`: full fine-tunes of those parts (diffusers format), loaded
+  as their own modules beside the base's shared VAE, tokenizer and untouched parts; a few
+  stay warm in an LRU (`max_personal`), and evicting one frees only its own parts; or
 - `pytorch_lora_weights.safetensors`: a peft LoRA (as diffusers' DreamBooth LoRA script
-  writes it), fused into a private copy of the base's UNet / text encoder at load so that
-  sampling costs exactly what the base costs (on the compiled backend too: the fused copy is
-  compiled like a full fine-tune, see backend_choice).
+  writes it), served as an adapter on the base's own modules (adapters.py): no copy of any
+  part, any number cached within `adapter_cache_mb`, switched per run in milliseconds.
 
 Each loaded pipeline carries the backend that runs its networks (backends.py), chosen at
 load by backend_choice.
@@ -19,6 +16,8 @@ load by backend_choice.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import threading
 from collections import OrderedDict
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 
 from app.catalog.model_card import ModelDefaults, model_defaults
+from workers.engine.adapters import AdapterSet
 from workers.engine.backend_choice import BackendSettings, load_fast_decoder, prepare_base, prepare_personal
 from workers.engine.backends import Backend, TorchBackend
 from workers.engine.profiles import DEFAULT_PROFILE, Profile, pick_device, resolve_profile
@@ -58,9 +58,15 @@ class LoadedPipeline:
     device: torch.device
     defaults: ModelDefaults  # the base model's sampling defaults and name
     backend: Backend | None = None  # None: the pipeline's own modules (TorchBackend)
+    adapters: AdapterSet | None = None  # the base's adapters, when this pipeline shares its modules
+    adapter: str | None = None  # the LoRA adapter this model runs with (None: the weights as loaded)
 
     def runner(self) -> Backend:
         return self.backend if self.backend is not None else TorchBackend(self.pipe, self.profile, self.device)
+
+    def session(self) -> contextlib.AbstractContextManager:
+        """Hold the shared base for one run, with this model's adapter (or none) active."""
+        return contextlib.nullcontext() if self.adapters is None else self.adapters.active(self.adapter)
 
     @property
     def display_name(self) -> str:
@@ -118,6 +124,8 @@ def inspect_personal_folder(folder: Path) -> PersonalParts:
         raise FileNotFoundError(
             f"personal model: {folder} has no unet/, text_encoder/ or {LORA_WEIGHTS_NAME}"
         )
+    if parts.lora and (parts.unet or parts.text_encoder):
+        raise FileNotFoundError(f"personal model: {folder} holds both a LoRA and fine-tuned parts")
     return parts
 
 
@@ -129,35 +137,22 @@ def _lora_has_text_encoder_keys(lora_file: Path) -> bool:
         return any(k.startswith(("text_encoder", "lora_te")) for k in weights.keys())  # noqa: SIM118 - safe_open is not iterable
 
 
-def _fresh_part(part: str, personal: Path, base: Path, use_personal: bool):
-    """A private fp32 copy of one part, from the personal folder or re-read from the base.
-
-    Re-reading from disk rather than deep-copying the cached module matters: the cached one
-    may already be quantized or compiled, and LoRA must be fused into plain weights.
-    """
+def _fresh_part(part: str, personal: Path):
+    """The personal folder's own copy of one part, fp32 (prepare_personal casts or compiles it)."""
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel
 
     model_class = UNet2DConditionModel if part == "unet" else CLIPTextModel
-    source = personal if use_personal else base
-    return model_class.from_pretrained(source / part, local_files_only=True, dtype=torch.float32)
+    return model_class.from_pretrained(personal / part, local_files_only=True, dtype=torch.float32)
 
 
-def load_personal_pipeline(base: LoadedPipeline, folder: Path) -> tuple[object, list[str]]:
-    """A new pipeline object that shares the base's parts and owns only the personal ones,
-    still in fp32 (prepare_personal casts or compiles the owned parts, named in the list)."""
+def load_personal_pipeline(base: LoadedPipeline, folder: Path, parts: PersonalParts) -> tuple[object, list[str]]:
+    """A new pipeline object around a full fine-tune's own parts and the base's other ones."""
     from diffusers import StableDiffusionPipeline
 
-    parts = inspect_personal_folder(folder)
-    # 1. Decide which parts this model owns; everything else is the base's object.
-    owned = {"unet": parts.unet or parts.lora is not None}
-    owned["text_encoder"] = parts.text_encoder or parts.lora_touches_text_encoder
-    modules = {
-        name: _fresh_part(name, folder, base.ref.base, getattr(parts, name)) if own
-        else getattr(base.pipe, name)
-        for name, own in owned.items()
-    }
-    # 2. Assemble around the shared VAE, tokenizer and scheduler config.
+    owned = [name for name in ("unet", "text_encoder") if getattr(parts, name)]
+    modules = {name: _fresh_part(name, folder) if name in owned else getattr(base.pipe, name)
+               for name in ("unet", "text_encoder")}
     pipe = StableDiffusionPipeline(
         vae=base.pipe.vae,
         text_encoder=modules["text_encoder"],
@@ -168,20 +163,16 @@ def load_personal_pipeline(base: LoadedPipeline, folder: Path) -> tuple[object, 
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    # 3. Fuse LoRA into the private copies and drop the adapter layers (no per-step cost).
-    if parts.lora is not None:
-        components = [name for name, own in owned.items() if own]
-        pipe.load_lora_weights(str(folder), weight_name=LORA_WEIGHTS_NAME)
-        pipe.fuse_lora(components=components)
-        pipe.unload_lora_weights()
-    return pipe, [name for name, own in owned.items() if own]
+    return pipe, owned
 
 
 class PipelineCache:
-    """Process-wide warm pipelines: every base kept, personal models in a small LRU.
+    """Process-wide warm pipelines: every base kept, with its LoRA adapters (adapters.py);
+    full fine-tunes' own parts in a small LRU.
 
-    A lock makes loading safe under a threaded worker pool; sampling itself never mutates a
-    cached pipeline (each run builds its own scheduler), so it needs no lock.
+    A lock makes loading safe under a threaded worker pool. A run holds its base's adapter
+    lock (LoadedPipeline.session), since the active adapter is state of the shared modules;
+    everything else a run needs is its own (each run builds its own scheduler).
     """
 
     def __init__(
@@ -190,13 +181,16 @@ class PipelineCache:
         device: torch.device | None = None,
         compile_unet: bool = False,
         backend: BackendSettings | None = None,
+        adapter_cache_bytes: int | None = None,
     ):
         self.max_personal = max_personal
         self.device = device or pick_device()
         self.compile_unet = compile_unet
         self.backend = backend or BackendSettings()
+        self.adapter_cache_bytes = adapter_cache_bytes
         self._bases: dict[tuple[Path, str], LoadedPipeline] = {}
         self._personal: OrderedDict[tuple[Path, Path, str], LoadedPipeline] = OrderedDict()
+        self._parts: dict[Path, PersonalParts] = {}
         self._lock = threading.RLock()
 
     def get(self, ref: ModelRef, profile_name: str = DEFAULT_PROFILE) -> LoadedPipeline:
@@ -204,8 +198,15 @@ class PipelineCache:
         with self._lock:
             base = self._get_base(Path(ref.base).resolve(), profile)
             if ref.personal is None:
-                return LoadedPipeline(base.pipe, ref, profile, self.device, base.defaults, base.backend)
-            return self._get_personal(base, Path(ref.personal).resolve(), ref)
+                return dataclasses.replace(base, ref=ref)
+            folder = Path(ref.personal).resolve()
+            parts = self._parts.get(folder) or inspect_personal_folder(folder)
+            self._parts[folder] = parts
+            if parts.lora is not None:
+                assert base.adapters is not None  # every base has its adapter set
+                adapter = base.adapters.get(folder, parts.lora, parts.lora_touches_text_encoder)
+                return dataclasses.replace(base, ref=ref, backend=adapter.backend, adapter=adapter.name)
+            return self._get_full_finetune(base, folder, parts, ref)
 
     def _get_base(self, path: Path, profile: Profile) -> LoadedPipeline:
         key = (path, profile.name)
@@ -213,21 +214,32 @@ class PipelineCache:
             logger.info("loading base model %s for profile %s", path, profile.name)
             pipe, backend = load_base_pipeline(path, profile, self.device, self.backend)
             defaults = model_defaults(path)
-            self._bases[key] = LoadedPipeline(pipe, ModelRef(base=path), profile, self.device, defaults, backend)
+            torch_backend = backend if isinstance(backend, TorchBackend) else TorchBackend(pipe, profile, self.device)
+            adapters = AdapterSet(pipe, backend, torch_backend, self._adapter_budget())
+            self._bases[key] = LoadedPipeline(pipe, ModelRef(base=path), profile, self.device, defaults, backend,
+                                              adapters)
         return self._bases[key]
 
-    def _get_personal(self, base: LoadedPipeline, folder: Path, ref: ModelRef) -> LoadedPipeline:
+    def _adapter_budget(self) -> int:
+        if self.adapter_cache_bytes is not None:
+            return self.adapter_cache_bytes
+        from app.config import get_settings
+
+        return int(get_settings().adapter_cache_mb * 2**20)
+
+    def _get_full_finetune(self, base: LoadedPipeline, folder: Path, parts: PersonalParts,
+                           ref: ModelRef) -> LoadedPipeline:
         key = (base.ref.base, folder, base.profile.name)
         if key in self._personal:
             self._personal.move_to_end(key)
         else:
             logger.info("loading personal model %s on %s", folder, base.ref.base)
-            pipe, owned = load_personal_pipeline(base, folder)
+            pipe, owned = load_personal_pipeline(base, folder, parts)
             backend = prepare_personal(base.runner(), pipe, base.profile, self.device, owned, self.backend)
-            self._personal[key] = LoadedPipeline(pipe, ref, base.profile, self.device, base.defaults, backend)
+            self._personal[key] = dataclasses.replace(base, pipe=pipe, backend=backend)
             self._evict()
-        cached = self._personal[key]
-        return LoadedPipeline(cached.pipe, ref, cached.profile, cached.device, cached.defaults, cached.backend)
+        # shares the base's text encoder or UNet: its runs hold the base with no adapter active
+        return dataclasses.replace(self._personal[key], ref=ref)
 
     def _evict(self) -> None:
         while len(self._personal) > self.max_personal:
@@ -237,13 +249,19 @@ class PipelineCache:
             torch.cuda.empty_cache()
 
     def personal_keys(self) -> list[tuple[Path, Path, str]]:
-        """Cached personal models, least recently used first (for tests and diagnostics)."""
+        """Cached full fine-tunes, least recently used first (for tests and diagnostics)."""
         return list(self._personal)
+
+    def adapter_set(self, base: Path, profile_name: str = DEFAULT_PROFILE) -> AdapterSet | None:
+        """A loaded base's adapters (for tests, the bench and diagnostics)."""
+        loaded = self._bases.get((Path(base).resolve(), profile_name))
+        return loaded.adapters if loaded is not None else None
 
     def clear(self) -> None:
         with self._lock:
             self._bases.clear()
             self._personal.clear()
+            self._parts.clear()
 
 
 _process_cache = PipelineCache()
@@ -259,7 +277,8 @@ def process_cache() -> PipelineCache:
 
 
 def configure_process_cache(max_personal: int = DEFAULT_PERSONAL_CACHE_SIZE, compile_unet: bool = False,
-                            backend: BackendSettings | None = None) -> None:
+                            backend: BackendSettings | None = None, adapter_cache_bytes: int | None = None) -> None:
     """Replace this process's cache with one set up from worker settings (at worker start)."""
     global _process_cache
-    _process_cache = PipelineCache(max_personal=max_personal, compile_unet=compile_unet, backend=backend)
+    _process_cache = PipelineCache(max_personal=max_personal, compile_unet=compile_unet, backend=backend,
+                                   adapter_cache_bytes=adapter_cache_bytes)

@@ -105,7 +105,8 @@ _MAX_EMBEDDINGS = 64
 def _embed(backend: Backend, pipe, text: str) -> torch.Tensor:
     """Hidden states of one text, remembered per backend: nearly every request has the same
     (empty) negative prompt, whose text-encoder pass was a twentieth of a compiled picture."""
-    cache = _EMBEDDINGS.setdefault(backend, {})
+    # a LoRA adapter that leaves the text encoder alone encodes on its base's backend (adapters.py)
+    cache = _EMBEDDINGS.setdefault(getattr(backend, "text_backend", backend), {})
     if text not in cache:
         if len(cache) >= _MAX_EMBEDDINGS:
             cache.clear()
@@ -196,7 +197,7 @@ def generate(
     started = time.perf_counter()
     plan = plan_request(loaded, request)
     backend = loaded.runner()
-    with torch.inference_mode():
+    with loaded.session(), torch.inference_mode():
         latents, encode_s = _sample(loaded, plan, backend, on_progress)
         denoised = time.perf_counter()
         images = decode_latents(backend, loaded.pipe, latents)
@@ -208,7 +209,7 @@ def generate(
 
 def sample_latents(loaded: LoadedPipeline, request: GenerationRequest) -> torch.Tensor:
     """The final latents of a request, undecoded (distillation data, benchmarks)."""
-    with torch.inference_mode():
+    with loaded.session(), torch.inference_mode():
         return _sample(loaded, plan_request(loaded, request), loaded.runner())[0]
 
 

@@ -182,7 +182,7 @@ def write_full_finetune(base_dir, folder, scale: float):
     return folder
 
 
-def write_lora(base_dir, folder, with_text_encoder: bool):
+def write_lora(base_dir, folder, with_text_encoder: bool, seed: int = 1, rank: int = 4):
     """A peft LoRA saved the way workers/dreambooth/export.py (and diffusers' script) saves it."""
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
     from diffusers.utils import convert_state_dict_to_diffusers
@@ -190,13 +190,13 @@ def write_lora(base_dir, folder, with_text_encoder: bool):
     from peft.utils import get_peft_model_state_dict
     from transformers import CLIPTextModel
 
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     unet = UNet2DConditionModel.from_pretrained(base_dir / "unet")
-    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
     layers = {"unet_lora_layers": unet}
     if with_text_encoder:
         text_encoder = CLIPTextModel.from_pretrained(base_dir / "text_encoder")
-        config = LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
+        config = LoraConfig(r=rank, lora_alpha=rank, target_modules=["q_proj", "k_proj", "v_proj", "out_proj"])
         inject_adapter_in_model(config, text_encoder)
         layers["text_encoder_lora_layers"] = text_encoder
     for name, model in layers.items():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from workers.engine import GenerationRequest, ModelRef, PipelineCache, generate
-from workers.engine.tiny_model import write_full_finetune, write_lora
+from workers.engine.tiny_model import write_full_finetune
 
 PROMPT = "a red circle on the left"
 
@@ -86,22 +86,6 @@ def test_personal_models_are_kept_in_a_small_lru(personal_cache, tiny_model_dir,
     assert [key[1].name for key in personal_cache.personal_keys()] == ["m2", "m1"]
     assert personal_cache.get(refs[0], "quality").pipe is not first.pipe
     assert reloaded.pipe.vae is first.pipe.vae  # the base stays shared through it all
-
-
-@pytest.mark.parametrize("with_text_encoder", [False, True])
-def test_lora_is_fused_into_private_copies(personal_cache, tiny_model_dir, tmp_path, with_text_encoder):
-    base = personal_cache.get(ModelRef(base=tiny_model_dir), "quality")
-    base_image = first_image(base)
-    folder = write_lora(tiny_model_dir, tmp_path / "lora", with_text_encoder)
-    personal = personal_cache.get(ModelRef(base=tiny_model_dir, personal=folder), "quality")
-    assert personal.pipe.unet is not base.pipe.unet
-    assert (personal.pipe.text_encoder is base.pipe.text_encoder) == (not with_text_encoder)
-    # Fused and unloaded: plain layers, no per-step adapter cost.
-    assert not any("lora" in name for name, _ in personal.pipe.unet.named_modules())
-    assert not any("lora" in name for name, _ in personal.pipe.text_encoder.named_modules())
-    assert np.abs(first_image(personal) - base_image).max() > 2
-    assert np.array_equal(first_image(base), base_image)
-    assert not any("lora" in name for name, _ in base.pipe.unet.named_modules())
 
 
 def test_personal_folder_without_weights_is_a_clear_error(personal_cache, tiny_model_dir, tmp_path):
