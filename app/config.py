@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     broker_url: str = ""
     model_path: Path = BUNDLED_MODEL_PATH
+    # A single-file checkpoint's configs (a diffusers folder of its family; weights not needed):
+    # unset, the file's own folder when it holds a model_index.json. Never fetched from a hub.
+    model_config_path: Path | None = None
     secret_key: SecretStr | None = None
 
     free_daily_credits: int = Field(25, ge=0)
@@ -209,6 +212,8 @@ class Settings(BaseSettings):
         self.model_path = self.model_path.expanduser().resolve()
         if self.finetune_config is not None:
             self.finetune_config = self.finetune_config.expanduser().resolve()
+        if self.model_config_path is not None:
+            self.model_config_path = self.model_config_path.expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'imagebooth.db'}"
         self.database_url = _with_psycopg_driver(self.database_url)

@@ -26,7 +26,7 @@ def run_worker(
     if not names or unknown:
         print(f"imagebooth: unknown queue(s) {unknown or names}; choose from {', '.join(QUEUES)}", file=sys.stderr)
         return 2
-    if not _schema_ready(migrate):
+    if not _schema_ready(migrate) or not _model_servable():
         return 1
     argv = [
         "worker",
@@ -62,6 +62,23 @@ def _schema_ready(migrate: bool) -> bool:
     return problem is None
 
 
+def _model_servable() -> bool:
+    """The configured model is one the engine serves, checked without loading it; else one line
+    on stderr naming the problem. A path that does not exist yet (the bundled model still
+    training) is left to the worker, whose jobs fail with that message until it appears."""
+    from app.catalog.checkpoint import ModelPathError, check_model_path
+
+    settings = get_settings()
+    if not settings.model_path.exists():
+        return True
+    try:
+        check_model_path(settings.model_path, settings.model_config_path)
+    except ModelPathError as problem:
+        print(f"imagebooth: {problem} (IMAGEBOOTH_MODEL_PATH)", file=sys.stderr)
+        return False
+    return True
+
+
 def serve(host: str, port: int, migrate: bool = False) -> int:
     import uvicorn
 
@@ -73,7 +90,7 @@ def serve(host: str, port: int, migrate: bool = False) -> int:
     # 2. schema: the embedded database is ours to create and upgrade; any other must
     #    already be current (or migrated now, with --migrate)
     settings = get_settings()
-    if not _schema_ready(migrate or settings.is_sqlite):
+    if not _schema_ready(migrate or settings.is_sqlite) or not _model_servable():
         return 1
     # 3. the worker, in its own process so a model load never blocks a web request
     worker = _start_worker()

@@ -18,6 +18,7 @@ from pathlib import Path
 from celery.signals import worker_process_init, worker_ready
 
 from app import storage
+from app.catalog.checkpoint import IncompatibleModel, ModelPathError
 from app.catalog.service import ModelNotFound
 from app.config import get_settings
 from app.db import session_scope
@@ -41,6 +42,9 @@ DENOISE_SHARE = 0.95  # progress reached when denoising ends; decoding and savin
 KNOWN_ERRORS = {
     RequestError: lambda exc: f"Invalid {exc.field}: {str(exc).split(': ', 1)[-1]}",
     ModelNotFound: lambda exc: "The model this job asked for no longer exists.",
+    IncompatibleModel: lambda exc: str(exc),
+    ModelPathError: lambda exc: "The model cannot be served: it is not a model of a family this service runs "
+                                "(the worker's log names the problem).",
     # Paths stay in the worker's log; the owner learns what happened.
     OSError: lambda exc: "The model could not be loaded: its files are missing or damaged.",
 }
@@ -106,7 +110,7 @@ def _prepare_process(pool_processes: int) -> None:
     share = max(1, (os.cpu_count() or 1) // max(1, pool_processes))
     torch.set_num_threads(min(torch.get_num_threads(), share))
     model_path = get_settings().model_path
-    if not (model_path / "model_index.json").exists():
+    if not model_path.exists():
         # Not an error yet (the bundled model may still be training): its jobs fail with a
         # message, and the first job after it appears loads it.
         log.warning("base model %s not found; generation jobs fail until it exists", model_path)

@@ -28,7 +28,7 @@ import torch
 
 from workers.engine.tiny_model import write_clip_tokenizer
 
-BUILD_VERSION = "1"  # bump when an architecture below changes: cached folders are rebuilt
+BUILD_VERSION = "2"  # bump when an architecture below changes: cached folders are rebuilt
 _COMPLETE = ".complete"
 
 # Stable Diffusion's training noise schedule, shared by SD 1.x, 2.x and SDXL.
@@ -126,13 +126,14 @@ TINY_SD = Architecture(
 TINY_SDXL = Architecture(
     family="sdxl",
     unet=dict(_TINY_UNET, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-              up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=64,
+              up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32 + 48,
               use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
-              projection_class_embeddings_input_dim=32 + 6 * 8),
+              projection_class_embeddings_input_dim=48 + 6 * 8),
     vae=_TINY_VAE,
-    # the second encoder keeps 10 layers: single-file loaders recognise SDXL by its 10th block
+    # Single-file loaders recognise SDXL by its second encoder's 10th block, and tell the two
+    # encoders apart by width: so 10 layers, and another width than the first's.
     text_encoders=(dict(_clip(32, 2, 4, "quick_gelu", 32, positions=16), vocab_size=1024),
-                   dict(_clip(32, 10, 4, "gelu", 32, positions=16), vocab_size=1024)),
+                   dict(_clip(48, 10, 4, "gelu", 48, positions=16), vocab_size=1024)),
     scheduler="EulerDiscreteScheduler",
     scheduler_config=_SDXL_SCHEDULER,
     max_tokens=16,

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from app.catalog.checkpoint import card_path
 from app.catalog.vocabulary import Vocabulary, from_card
 
 CARD_NAME = "imagebooth_model.json"
@@ -27,10 +28,18 @@ class ModelDefaults:
     # subfolder of a cheaper decoder distilled from the VAE (AutoencoderTiny), for the fast
     # profile only; the card names it only once it kept prompt fidelity (workers/shapes/distill.py)
     fast_decoder: str | None = None
+    # an A1111 sampler name: few-step checkpoints (LCM, Turbo, TCD/Hyper-SD) are sampled as
+    # they were distilled, whatever the profile's; None: the profile's
+    sampler: str | None = None
+
+
+# Few-step checkpoints ship the scheduler they were distilled for; where the card says nothing,
+# that scheduler names the sampler, steps and guidance (an LCM needs no guidance: 1.0 skips it).
+_FEW_STEP_SCHEDULERS = {"LCMScheduler": ("LCM", 4, 1.0)}
 
 
 def _changed_at(path: Path) -> float:
-    card = path / CARD_NAME
+    card = card_path(path, CARD_NAME)
     return card.stat().st_mtime if card.exists() else 0.0
 
 
@@ -47,17 +56,21 @@ def model_vocabulary(folder: Path | str) -> Vocabulary | None:
 
 @lru_cache(maxsize=64)
 def _read_vocabulary(path: Path, _mtime: float) -> Vocabulary | None:
-    return from_card(_card(path / CARD_NAME))
+    return from_card(_card(card_path(path, CARD_NAME)))
 
 
 @lru_cache(maxsize=64)
 def _read(path: Path, _mtime: float) -> ModelDefaults:
-    data = _card(path / CARD_NAME)
+    data = _card(card_path(path, CARD_NAME))
+    sampler, steps, guidance = _FEW_STEP_SCHEDULERS.get(
+        _card(path / "scheduler" / "scheduler_config.json").get("_class_name", ""),
+        (None, ModelDefaults.steps, ModelDefaults.guidance_scale))
     return ModelDefaults(
-        name=str(data.get("name") or path.name),
-        guidance_scale=float(data.get("guidance_scale", ModelDefaults.guidance_scale)),
-        steps=int(data.get("steps", ModelDefaults.steps)),
+        name=str(data.get("name") or (path.stem if path.suffix == ".safetensors" else path.name)),
+        guidance_scale=float(data.get("guidance_scale", guidance)),
+        steps=int(data.get("steps", steps)),
         fast_decoder=data.get("fast_decoder") or None,
+        sampler=data.get("sampler") or sampler,
     )
 
 

@@ -21,6 +21,7 @@ import functools
 import json
 from pathlib import Path
 
+from app.catalog.checkpoint import NATIVE_SIDE, ModelPathError, model_kind
 from app.config import get_settings
 from app.generation.limits import QUALITY_DEFAULT_STEPS
 
@@ -71,7 +72,14 @@ def finetune_cost(steps: int | None) -> int:
 def native_pixels(model_folder: Path) -> int:
     """Width x height a diffusers folder draws at: the UNet's sample size times the VAE's
     downscale (2 per block after the first), read from their config files as the engine
-    does. A folder without them (a single-file checkpoint) is priced at 512x512."""
+    does. A single-file checkpoint is priced at its family's native size (SDXL 1024x1024)."""
+    if model_folder.suffix == ".safetensors":
+        try:
+            variant = model_kind(model_folder).variant
+        except ModelPathError:
+            return REFERENCE_PIXELS
+        side = NATIVE_SIDE.get(variant or "", 512)
+        return side * side
     try:
         unet = json.loads((model_folder / "unet" / "config.json").read_text())
         vae = json.loads((model_folder / "vae" / "config.json").read_text())

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from app.catalog.model_card import CARD_NAME
+from workers.engine.families import base_architecture
 
 VALIDATION_SEEDS = (0, 1, 2, 3)
 
@@ -66,7 +67,8 @@ def export_model(job, module, pictures: dict[str, list], timings: dict) -> dict:
             names.append({"prompt": prompt, "file": f"validation/{name}"})
     card = {
         "token": job.token, "class_noun": job.class_noun, "method": job.config.method,
-        "base_model": str(job.base_model), "config": job.config.to_dict(),
+        "base_model": str(job.base_model), "base_architecture": base_architecture(module.unet),
+        "config": job.config.to_dict(),
         "timings": {k: round(v, 2) for k, v in timings.items()}, "validation": names,
     }
     (staging / CARD_NAME).write_text(json.dumps(card, indent=2))

@@ -34,11 +34,13 @@ from pathlib import Path
 
 import torch
 
+from app.catalog.checkpoint import IncompatibleModel
 from workers.engine.backends import Backend, TorchBackend
+from workers.engine.families import torch_backend
 
 logger = logging.getLogger(__name__)
 
-LORA_COMPONENTS = ("unet", "text_encoder")
+LORA_COMPONENTS = ("unet", "text_encoder", "text_encoder_2")  # the last: SDXL's second encoder
 
 
 def adapter_name(folder: Path, weights: Path) -> str:
@@ -66,8 +68,9 @@ class AdapterBackend:
         self.text_backend: Backend = torch_backend if touches_text_encoder else base
         self.name = f"{torch_backend.name}+lora" if base is torch_backend else f"{torch_backend.name}+lora/{base.name}"
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        return self.text_backend.encode_text(input_ids, attention_mask)
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                    input_ids_2: torch.Tensor | None = None) -> torch.Tensor:
+        return self.text_backend.encode_text(input_ids, attention_mask, input_ids_2)
 
     def predict_noise(self, model_input: torch.Tensor, t: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         return self.torch.predict_noise(model_input, t, embeddings)
@@ -103,7 +106,7 @@ class AdapterSet:
             if name in self._adapters:
                 self._adapters.move_to_end(name)
                 return self._adapters[name]
-            self.pipe.load_lora_weights(str(weights.parent), weight_name=weights.name, adapter_name=name)
+            self._load(folder, weights, name)
             self._layers = _adapter_layers(self.pipe)
             for layer in self._layers:  # inference only (loading marks the new adapter trainable)
                 for attribute in layer.adapter_layer_names:
@@ -118,9 +121,20 @@ class AdapterSet:
             self._evict(keep=name)
             return adapter
 
+    def _load(self, folder: Path, weights: Path, name: str) -> None:
+        """Load a LoRA file as adapter `name`; one made for another model is named as such."""
+        try:
+            self.pipe.load_lora_weights(str(weights.parent), weight_name=weights.name, adapter_name=name)
+        except (RuntimeError, ValueError, KeyError) as problem:
+            logger.warning("adapter %s (%s) does not load on %s: %s", name, folder, self.pipe.name_or_path, problem)
+            with contextlib.suppress(Exception):  # whatever layers it did add go with it
+                self.pipe.delete_adapters(name)
+            raise IncompatibleModel("This personal model's LoRA does not fit this base model: it was made for "
+                                    "another base model or family.") from None
+
     def _fresh_torch_backend(self) -> TorchBackend:
         base = self.torch_backend
-        return TorchBackend(base.pipe, base.profile, base.device, base.decoder)
+        return torch_backend(base.pipe, base.profile, base.device, base.decoder)
 
     def _evict(self, keep: str) -> None:
         while self.nbytes > self.max_bytes and len(self._adapters) > 1:
@@ -159,8 +173,8 @@ class AdapterSet:
 def _adapter_layers(pipe) -> list:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    return [module for component in LORA_COMPONENTS for module in getattr(pipe, component).modules()
-            if isinstance(module, BaseTunerLayer)]
+    return [module for component in LORA_COMPONENTS if getattr(pipe, component, None) is not None
+            for module in getattr(pipe, component).modules() if isinstance(module, BaseTunerLayer)]
 
 
 def _adapter_bytes(layers: list, name: str) -> int:

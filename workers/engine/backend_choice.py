@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from workers.engine.backends import Backend, TorchBackend
+from workers.engine.families import is_sdxl, torch_backend
 from workers.engine.profiles import Profile, apply_profile
 
 logger = logging.getLogger(__name__)
@@ -64,8 +65,8 @@ def load_fast_decoder(folder: Path, subfolder: str | None, profile: Profile):
 def _wants_compiled(profile: Profile, settings: BackendSettings, pipe) -> bool:
     from workers.engine.openvino_backend import openvino_available
 
-    if settings.mode == "torch" or not profile.compiled_candidate:
-        return False
+    if settings.mode == "torch" or not profile.compiled_candidate or is_sdxl(pipe):
+        return False  # SDXL: exporting 2.6B parameters needs more memory than serving them
     # the exported text encoder takes no attention mask; such models stay on PyTorch
     return openvino_available() and not getattr(pipe.text_encoder.config, "use_attention_mask", False)
 
@@ -92,12 +93,12 @@ def prepare_base(pipe, profile: Profile, device: torch.device, settings: Backend
     apply_profile(pipe, profile, device)
     if decoder is not None:
         decoder.to(device=device, dtype=profile.vae_dtype).requires_grad_(False)
-    torch_backend = TorchBackend(pipe, profile, device, decoder)
+    on_torch = torch_backend(pipe, profile, device, decoder)
     if compiled is None:
-        return torch_backend
+        return on_torch
     if settings.mode == "openvino":
         return compiled
-    return _chosen(pipe, profile, [torch_backend, compiled], settings)
+    return _chosen(pipe, profile, [on_torch, compiled], settings)
 
 
 def _choice_file(profile: Profile, compiled, settings: BackendSettings) -> Path:
@@ -164,4 +165,4 @@ def prepare_personal(base_backend: Backend, pipe, profile: Profile, device: torc
         return base_backend.with_parts(**parts)
     apply_profile(pipe, profile, device, modules=owned)
     decoder = base_backend.decoder if isinstance(base_backend, TorchBackend) else None
-    return TorchBackend(pipe, profile, device, decoder)
+    return torch_backend(pipe, profile, device, decoder)

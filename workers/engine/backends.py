@@ -3,7 +3,9 @@
 The loop (sampling.py) owns the request: seeds, noise, the scheduler, guidance, progress and
 cancellation. A backend only runs networks on tensors it is handed:
 
-    encode_text(input_ids, attention_mask)      -> (rows, tokens, width) fp32 hidden states
+    encode_text(input_ids, attention_mask, input_ids_2)
+                                                -> (rows, tokens, width) fp32 hidden states
+                                                   (SDXL: both tokenizers' ids; families.py)
     predict_noise(model_input, t, embeddings)   -> (rows, C, h, w) fp32 UNet output
     decode(latents)                             -> (n, 3, H, W) fp32 pixels in [-1, 1]
 
@@ -24,7 +26,8 @@ from workers.engine.profiles import Profile, autocast_context
 class Backend(Protocol):
     name: str  # shown in the worker log and the PNG parameters, e.g. "openvino-bf16"
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor: ...
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                    input_ids_2: torch.Tensor | None = None) -> torch.Tensor: ...
 
     def predict_noise(self, model_input: torch.Tensor, t: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor: ...
 
@@ -54,7 +57,8 @@ class TorchBackend:
         self.decoder = decoder if decoder is not None else pipe.vae
         self.name = f"torch-{dtype_label(pipe.unet.dtype)}"
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                    input_ids_2: torch.Tensor | None = None) -> torch.Tensor:
         mask = None if attention_mask is None else attention_mask.to(self.device)
         with autocast_context(self.profile, self.device):
             return self.pipe.text_encoder(input_ids.to(self.device), attention_mask=mask)[0].float()

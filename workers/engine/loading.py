@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -27,10 +28,11 @@ from typing import Any
 
 import torch
 
-from app.catalog.model_card import ModelDefaults, model_defaults
+from app.catalog.model_card import CARD_NAME, ModelDefaults, model_defaults
 from workers.engine.adapters import AdapterSet
 from workers.engine.backend_choice import BackendSettings, load_fast_decoder, prepare_base, prepare_personal
 from workers.engine.backends import Backend, TorchBackend
+from workers.engine.families import check_personal_base, is_sdxl, read_pipeline, torch_backend
 from workers.engine.profiles import DEFAULT_PROFILE, Profile, pick_device, resolve_profile
 
 logger = logging.getLogger(__name__)
@@ -62,7 +64,7 @@ class LoadedPipeline:
     adapter: str | None = None  # the LoRA adapter this model runs with (None: the weights as loaded)
 
     def runner(self) -> Backend:
-        return self.backend if self.backend is not None else TorchBackend(self.pipe, self.profile, self.device)
+        return self.backend if self.backend is not None else torch_backend(self.pipe, self.profile, self.device)
 
     def session(self) -> contextlib.AbstractContextManager:
         """Hold the shared base for one run, with this model's adapter (or none) active."""
@@ -86,26 +88,11 @@ class PersonalParts:
     lora_touches_text_encoder: bool
 
 
-def _require_folder(path: Path, what: str, marker: str) -> None:
-    if not (path / marker).exists():
-        raise FileNotFoundError(f"{what}: {path} is not a model folder (no {marker})")
-
-
 def load_base_pipeline(path: Path, profile: Profile, device: torch.device,
                        settings: BackendSettings | None = None) -> tuple[object, Backend]:
-    """Read a diffusers SD folder from disk (never the hub), prepare it for `profile`, and
-    choose its backend (backend_choice.prepare_base)."""
-    from diffusers import StableDiffusionPipeline
-
-    _require_folder(path, "model", "model_index.json")
-    pipe = StableDiffusionPipeline.from_pretrained(
-        path,
-        local_files_only=True,
-        dtype=torch.float32,
-        # The product is its own safety gate; the checker would also cost a CLIP vision pass.
-        safety_checker=None,
-        requires_safety_checker=False,
-    )
+    """Read a model folder or single file from disk (never the hub; families.read_pipeline),
+    prepare it for `profile`, and choose its backend (backend_choice.prepare_base)."""
+    pipe = read_pipeline(path, profile)
     decoder = load_fast_decoder(path, model_defaults(path).fast_decoder, profile)
     backend = prepare_base(pipe, profile, device, settings or BackendSettings(), decoder)
     return pipe, backend
@@ -133,37 +120,39 @@ def _lora_has_text_encoder_keys(lora_file: Path) -> bool:
     from safetensors import safe_open
 
     with safe_open(str(lora_file), framework="pt") as weights:
-        # diffusers/peft name them "text_encoder.*"; kohya-style files "lora_te_*".
+        # diffusers/peft name them "text_encoder.*" (SDXL's second "text_encoder_2.*");
+        # kohya-style files "lora_te_*", "lora_te1_*", "lora_te2_*".
         return any(k.startswith(("text_encoder", "lora_te")) for k in weights.keys())  # noqa: SIM118 - safe_open is not iterable
 
 
-def _fresh_part(part: str, personal: Path):
-    """The personal folder's own copy of one part, fp32 (prepare_personal casts or compiles it)."""
-    from diffusers import UNet2DConditionModel
-    from transformers import CLIPTextModel
+def _fresh_part(part: str, personal: Path, base_pipe):
+    """The personal folder's own copy of one part (prepare_personal casts or compiles it): fp32,
+    except for SDXL, read in the base's dtype (an fp32 copy of its UNet would be 10 GB)."""
+    import diffusers
+    import transformers
 
-    model_class = UNet2DConditionModel if part == "unet" else CLIPTextModel
-    return model_class.from_pretrained(personal / part, local_files_only=True, dtype=torch.float32)
+    module = getattr(base_pipe, part)
+    model_class = (diffusers.UNet2DConditionModel if part == "unet"
+                   else getattr(transformers, type(getattr(module, "_orig_mod", module)).__name__))
+    dtype = module.dtype if is_sdxl(base_pipe) else torch.float32
+    return model_class.from_pretrained(personal / part, local_files_only=True, dtype=dtype)
 
 
 def load_personal_pipeline(base: LoadedPipeline, folder: Path, parts: PersonalParts) -> tuple[object, list[str]]:
-    """A new pipeline object around a full fine-tune's own parts and the base's other ones."""
-    from diffusers import StableDiffusionPipeline
-
+    """A new pipeline object of the base's class around a full fine-tune's own parts and the
+    base's other ones."""
     owned = [name for name in ("unet", "text_encoder") if getattr(parts, name)]
-    modules = {name: _fresh_part(name, folder) if name in owned else getattr(base.pipe, name)
-               for name in ("unet", "text_encoder")}
-    pipe = StableDiffusionPipeline(
-        vae=base.pipe.vae,
-        text_encoder=modules["text_encoder"],
-        tokenizer=base.pipe.tokenizer,
-        unet=modules["unet"],
-        scheduler=base.pipe.scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    return pipe, owned
+    modules = {name: _fresh_part(name, folder, base.pipe) for name in owned}
+    extra = {} if is_sdxl(base.pipe) else {"requires_safety_checker": False}
+    return type(base.pipe)(**{**base.pipe.components, **modules}, **extra), owned
+
+
+def personal_card(folder: Path) -> dict:
+    try:
+        card = json.loads((folder / CARD_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
 
 
 class PipelineCache:
@@ -201,6 +190,7 @@ class PipelineCache:
                 return dataclasses.replace(base, ref=ref)
             folder = Path(ref.personal).resolve()
             parts = self._parts.get(folder) or inspect_personal_folder(folder)
+            check_personal_base(personal_card(folder), base.pipe.unet, base.defaults.name)
             self._parts[folder] = parts
             if parts.lora is not None:
                 assert base.adapters is not None  # every base has its adapter set
@@ -214,8 +204,8 @@ class PipelineCache:
             logger.info("loading base model %s for profile %s", path, profile.name)
             pipe, backend = load_base_pipeline(path, profile, self.device, self.backend)
             defaults = model_defaults(path)
-            torch_backend = backend if isinstance(backend, TorchBackend) else TorchBackend(pipe, profile, self.device)
-            adapters = AdapterSet(pipe, backend, torch_backend, self._adapter_budget())
+            on_torch = backend if isinstance(backend, TorchBackend) else torch_backend(pipe, profile, self.device)
+            adapters = AdapterSet(pipe, backend, on_torch, self._adapter_budget())
             self._bases[key] = LoadedPipeline(pipe, ModelRef(base=path), profile, self.device, defaults, backend,
                                               adapters)
         return self._bases[key]

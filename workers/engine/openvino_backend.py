@@ -195,7 +195,8 @@ class OpenVinoBackend:
         merged = {"text": self.text, "unet": self.unet, "decoder": self.decoder, **parts}
         return OpenVinoBackend(merged["text"], merged["unet"], merged["decoder"], self.decoder_config)
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                    input_ids_2: torch.Tensor | None = None) -> torch.Tensor:
         return self.text.run(input_ids.to(torch.int64).numpy())
 
     def predict_noise(self, model_input: torch.Tensor, t: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:

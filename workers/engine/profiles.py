@@ -113,11 +113,13 @@ def apply_profile(pipe, profile: Profile, device: torch.device, modules=None) ->
     `modules` limits this to freshly loaded parts (a personal model's own UNet), so modules
     shared with the cached base pipeline are never transformed twice.
     """
-    names = modules if modules is not None else ("unet", "vae", "text_encoder")
+    parts = ("unet", "vae", "text_encoder", "text_encoder_2")
+    names = modules if modules is not None else [name for name in parts if getattr(pipe, name, None) is not None]
     for module_name in names:
         module = getattr(pipe, module_name)
         module.to(device=device)
-        dtype = getattr(profile, f"{module_name}_dtype")
+        # SDXL's second text encoder is held like the first
+        dtype = getattr(profile, f"{module_name.removesuffix('_2')}_dtype")
         if module.dtype != dtype:
             module.to(dtype=dtype)
         module.eval().requires_grad_(False)

@@ -74,27 +74,30 @@ def plan_request(loaded: LoadedPipeline, request: GenerationRequest) -> Sampling
         prompts=request.image_prompts(),
         negative_prompt=request.negative_prompt or "",
         seeds=resolve_seeds(request),
-        steps=request.steps or loaded.profile.steps or loaded.defaults.steps,
+        steps=request.steps or (None if loaded.defaults.sampler else loaded.profile.steps) or loaded.defaults.steps,
         guidance_scale=float(
             loaded.defaults.guidance_scale if request.guidance_scale is None else request.guidance_scale
         ),
-        sampler=request.sampler or loaded.profile.sampler,
+        # a few-step model's own sampler (its card or scheduler) wins over the profile's
+        sampler=request.sampler or loaded.defaults.sampler or loaded.profile.sampler,
         width=request.width or width,
         height=request.height or height,
     )
 
 
-def _tokens(pipe, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    tokens = pipe.tokenizer(
-        text,
-        padding="max_length",
-        max_length=pipe.tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
-    )
+def _token_ids(tokenizer, text: str):
+    return tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt")
+
+
+def _tokens(pipe, text: str) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Token ids (and mask) for the text encoder; SDXL's second tokenizer's ids as the third."""
+    tokens = _token_ids(pipe.tokenizer, text)
     # SD 1.x text encoders were trained without an attention mask; follow the model's config.
     uses_mask = getattr(pipe.text_encoder.config, "use_attention_mask", False)
-    return tokens.input_ids, (tokens.attention_mask if uses_mask else None)
+    second = getattr(pipe, "tokenizer_2", None)
+    return (tokens.input_ids, tokens.attention_mask if uses_mask else None,
+            _token_ids(second, text).input_ids if second is not None else None)
 
 
 # backend -> {text: its hidden states}; weak, so an evicted personal model's entries go with it
@@ -111,6 +114,9 @@ def _embed(backend: Backend, pipe, text: str) -> torch.Tensor:
         if len(cache) >= _MAX_EMBEDDINGS:
             cache.clear()
         cache[text] = backend.encode_text(*_tokens(pipe, text))
+        if not text and pipe.config.get("force_zeros_for_empty_prompt", False):
+            # SDXL was trained with zeros, not the empty prompt's encoding, as "no negative prompt"
+            cache[text] = torch.zeros_like(cache[text])
     return cache[text]
 
 

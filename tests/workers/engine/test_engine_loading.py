@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from app.catalog.checkpoint import ModelPathError
 from workers.engine import GenerationRequest, ModelRef, PipelineCache, generate
 from workers.engine.tiny_model import write_full_finetune
 
@@ -38,7 +39,7 @@ def test_pipeline_is_loaded_once_per_path_and_profile(engine_cache, tiny_model_d
 
 def test_missing_folder_is_a_clear_error(tmp_path):
     cache = PipelineCache(device=torch.device("cpu"))
-    with pytest.raises(FileNotFoundError, match="not a model folder"):
+    with pytest.raises(ModelPathError, match="not a model folder"):
         cache.get(ModelRef(base=tmp_path), "fast")
 
 
