@@ -9,6 +9,9 @@ import yaml
 PRESET_DIR = Path(__file__).parent / "presets"
 METHODS = ("full", "lora")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+# auto: the subject reader on the bundled model's world, the held-out loss and drift elsewhere
+CHECKPOINT_SCORING = ("auto", "reader", "loss", "off")
+TRACKERS = ("tensorboard", "wandb")  # wandb runs offline (never the network), under the work folder
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,11 @@ class FinetuneConfig:
     keep_checkpoints: int = 1
     train_text_encoder: bool = True
     background_variants: bool = False  # backgrounds.py: photos with a flat background on other colours
+    # Best step (best_step.py): photos kept out of training to score checkpoints on (at least
+    # 3 are always trained on), and how checkpoints are scored.
+    holdout_photos: int = 0
+    checkpoint_scoring: str = "auto"
+    tracker: str = "tensorboard"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -48,6 +56,9 @@ class FinetuneConfig:
             "devices": self.devices >= 1,
             "checkpoint_every": self.checkpoint_every >= 1,
             "keep_checkpoints": self.keep_checkpoints >= 1,
+            "holdout_photos": 0 <= self.holdout_photos <= 2,
+            "checkpoint_scoring": self.checkpoint_scoring in CHECKPOINT_SCORING,
+            "tracker": self.tracker in TRACKERS,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -86,14 +86,43 @@ class PromptCollate:
         return batch
 
 
+class ResumedOrder(torch.utils.data.Sampler):
+    """Indices in order from `start`. Its length is the whole epoch's: a resumed Lightning loop
+    counts the epoch's batches on from the restored step, so a shorter length would end the
+    epoch early and start the order over."""
+
+    def __init__(self, length: int, start: int):
+        self.length, self.start = length, start
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        return iter(range(self.start, self.length))
+
+
 class DreamBoothData(L.LightningDataModule):
+    """The pairs in index order; a checkpoint records how many batches were consumed, and a
+    resumed run continues from the next one (resume.py)."""
+
     def __init__(self, instance: torch.Tensor, klass: torch.Tensor | None, tokenizer, token: str,
                  class_noun: str, steps: int, batch_size: int, accumulate: int, seed: int):
         super().__init__()
         self.dataset = JointPairs(instance, klass, steps * batch_size * accumulate, seed)
         self.collate = PromptCollate(tokenizer, token, class_noun, seed)
-        self.batch_size = batch_size
+        self.batch_size, self.accumulate, self.seed = batch_size, accumulate, seed
+        self.batches_done = 0
 
     def train_dataloader(self):
-        return torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False,
-                                           collate_fn=self.collate, num_workers=0)
+        # Its own generator: without one, a DataLoader draws its base seed from torch's global
+        # RNG each time it is iterated, which a resumed run would do at a different moment.
+        return torch.utils.data.DataLoader(
+            self.dataset, batch_size=self.batch_size, sampler=ResumedOrder(len(self.dataset), self.batches_done * self.batch_size),
+            collate_fn=self.collate, num_workers=0, generator=torch.Generator().manual_seed(self.seed))
+
+    def state_dict(self) -> dict:
+        # written at an optimizer step's end: every batch of the steps done is consumed
+        return {"batches_done": self.trainer.global_step * self.accumulate}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.batches_done = int(state_dict["batches_done"])

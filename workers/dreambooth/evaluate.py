@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from workers.dreambooth.subjects import EVAL_SUBJECTS, TestSubject, draw_subject, subject_photos
 from workers.shapes.reader import palette_labels, read_picture
-from workers.shapes.world import COLORS, POSITION_PHRASES
+from workers.shapes.world import COLORS, PALETTE, POSITION_PHRASES
 
 CHECK_BACKGROUNDS = ("red", "blue", "white", "black", "green")
 CHECK_POSITIONS = ("center", "left", "right")
@@ -34,6 +35,29 @@ def pattern_share(image, subject: TestSubject) -> tuple[float, str | None]:
     if region.size == 0:
         return 0.0, None
     return float((region == COLORS.index(subject.pattern_color)).mean()), reading.color
+
+
+def photo_signature(photos, class_noun: str) -> tuple[TestSubject | None, float, set[str]]:
+    """A user's subject as its photos show it: the main colour the reader finds, the commonest
+    other colour inside the shape (the pattern), the pattern's mean share (the reference
+    shows_subject compares with) and the backgrounds the photos have. None: no colour found."""
+    readings = [read_picture(photo) for photo in photos]
+    colors = Counter(reading.color for reading in readings if reading.color)
+    if not colors:
+        return None, 0.0, set()
+    color = colors.most_common(1)[0][0]
+    inside: Counter[int] = Counter()
+    for photo, reading in zip(photos, readings):
+        pixels = np.asarray(photo.convert("RGB"), dtype=np.float32)
+        labels = palette_labels(pixels)
+        # only pixels of a palette colour itself: an edge between two colours blends into a third
+        pure = np.abs(pixels - np.array([PALETTE[c] for c in COLORS], np.float32)[labels]).max(-1) < 24
+        background = COLORS.index(reading.background) if reading.background else -1
+        inside.update(labels[pure & (labels != background) & (labels != COLORS.index(color))].ravel().tolist())
+    pattern = COLORS[inside.most_common(1)[0][0]] if inside else color
+    subject = TestSubject("photos", class_noun, color, pattern, "unknown")
+    reference = float(np.mean([pattern_share(photo, subject)[0] for photo in photos]))
+    return subject, reference, {reading.background for reading in readings if reading.background}
 
 
 def reference_share(subject: TestSubject) -> float:

@@ -1,15 +1,18 @@
 """DreamBooth fine-tuning, callable from the Celery task and the CLI alike.
 
-    1. preparing     load the base model's parts, encode the subject's pictures once
+    1. preparing     load the base model's parts, encode the subject's pictures once (and
+                     keep `holdout_photos` of them out of training, to score checkpoints on)
     2. class_images  fill the class-image bank (shared across jobs), encode those pictures
-    3. training      Lightning: checkpoints every N steps, resume from the last one
-    4. validating    pictures for a few fixed prompts, logged and saved
-    5. done          export only the trained weights (no optimizer state)
+    3. training      Lightning: checkpoints every N steps that a resumed run continues from
+                     exactly (resume.py), each scored (best_step.py)
+    4. validating    the chosen step's weights; pictures for a few fixed prompts, saved
+    5. done          export only its trained weights (no optimizer state)
 """
 from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,8 @@ class Hooks:
     on_phase: Callable[[str], None] = lambda phase: None
     on_progress: Callable[[int, int], None] = lambda step, total: None
     should_cancel: Callable[[], bool] = lambda: False
+    on_loss: Callable[[int, float], None] = lambda step, loss: None  # each optimizer step's loss
+    on_checkpoints: Callable[[dict], None] = lambda summary: None  # best_step.summary after each scoring
 
 
 @dataclass
@@ -68,6 +73,7 @@ class _ProgressCallback(Callback):
         self.hooks, self.total = hooks, total
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.hooks.on_loss(trainer.global_step, float(outputs["loss"]))
         self.hooks.on_progress(trainer.global_step, self.total)
         if self.hooks.should_cancel():
             trainer.should_stop = True
@@ -86,6 +92,14 @@ def load_base(base_model: Path):
     return vae, unet, text_encoder, tokenizer, DDPMScheduler.from_config(scheduler_config)
 
 
+@dataclass
+class TrainingData:
+    instance: torch.Tensor  # latents of the photos trained on (and their background variants)
+    klass: torch.Tensor | None  # class-image latents (prior preservation)
+    heldout: torch.Tensor | None  # latents of the photos kept out of training
+    photos: list  # the trained photos as pictures (the subject reader's signature)
+
+
 def run_finetune(job: FinetuneJob, hooks: Hooks | None = None) -> dict:
     hooks = hooks or Hooks()
     cfg, started = job.config, time.monotonic()
@@ -94,7 +108,10 @@ def run_finetune(job: FinetuneJob, hooks: Hooks | None = None) -> dict:
     hooks.on_phase("preparing")
     vae, unet, text_encoder, tokenizer, scheduler = load_base(job.base_model)
     resolution = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
-    instance = encode_pictures(vae, instance_pictures(job.images, resolution, cfg.background_variants))
+    trained, heldout = split_photos(job.images, cfg.holdout_photos)
+    photos = [load_picture(p, resolution) for p in trained]
+    instance = encode_pictures(vae, with_background_variants(photos, cfg.background_variants))
+    heldout_latents = encode_pictures(vae, [load_picture(p, resolution) for p in heldout]) if heldout else None
     # 2. class_images
     klass = None
     if cfg.prior_preservation and cfg.num_class_images > 0:
@@ -107,23 +124,32 @@ def run_finetune(job: FinetuneJob, hooks: Hooks | None = None) -> dict:
     timings = {"prepare_s": time.monotonic() - started}
     # 3. training
     hooks.on_phase("training")
-    module, trainer = fit(job, unet, text_encoder, tokenizer, scheduler, instance, klass, hooks)
+    data = TrainingData(instance, klass, heldout_latents, photos)
+    module, trainer, store = fit(job, (vae, unet, text_encoder, tokenizer, scheduler), data, hooks)
     timings["train_s"] = time.monotonic() - started - timings["prepare_s"]
     if trainer.global_rank != 0:
         return {}  # with several devices only the first process validates and exports
-    # 4. validating
+    # 4. validating: the chosen step's weights
     hooks.on_phase("validating")
+    from workers.dreambooth.best_step import load_best, summary
     from workers.dreambooth.export import export_model, validation_pictures
 
+    checkpoints = summary(store.checkpoints(), cfg.steps)
+    load_best(module, store, checkpoints["chosen_step"] or cfg.steps)
     pictures = validation_pictures(job, vae, module.unet, module.text_encoder, tokenizer)
     # 5. done
-    card = export_model(job, module, pictures, timings)
+    card = export_model(job, module, pictures, timings, checkpoints)
     hooks.on_phase("done")
     return card
 
 
-def instance_pictures(paths: list[Path], resolution: int, background_variants: bool):
-    pictures = [load_picture(p, resolution) for p in paths]
+def split_photos(images: list[Path], holdout: int) -> tuple[list[Path], list[Path]]:
+    """The photos to train on and the last `holdout` ones kept out (at least 3 are trained on)."""
+    kept_out = min(holdout, max(0, len(images) - 3))
+    return list(images[: len(images) - kept_out]), list(images[len(images) - kept_out:])
+
+
+def with_background_variants(pictures: list, background_variants: bool) -> list:
     if not background_variants:
         return pictures
     from workers.dreambooth.backgrounds import background_variants as variants_of
@@ -132,13 +158,49 @@ def instance_pictures(paths: list[Path], resolution: int, background_variants: b
     return pictures + [v for picture in pictures for v in variants_of(picture, PALETTE)]
 
 
-def fit(job: FinetuneJob, unet, text_encoder, tokenizer, scheduler, instance, klass, hooks: Hooks):
+def _probes(job: FinetuneJob, module, parts, data: TrainingData) -> list:
+    from workers.dreambooth.config import preset_name_for
+    from workers.dreambooth.data import instance_prompt
+    from workers.dreambooth.scoring import LossProbe, ReaderProbe
+
+    scoring = job.config.checkpoint_scoring
+    if scoring == "off":
+        return []
+    vae, _, _, tokenizer, _ = parts
+    klass = data.klass if data.klass is not None else data.instance
+    probes: list = [LossProbe(module, tokenizer, data.heldout, klass, instance_prompt(job.token, job.class_noun),
+                              class_prompt(job.class_noun))]
+    if scoring == "reader" or (scoring == "auto" and preset_name_for(job.base_model) == "shapes"):
+        probes.append(ReaderProbe(module, tokenizer, vae, job.base_model, data.photos, job.token, job.class_noun))
+    return probes
+
+
+def _logger(job: FinetuneJob):
+    if job.config.tracker == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        # offline: the run is written under the work folder and never sent (`wandb sync` can later)
+        os.environ["WANDB_MODE"] = "offline"
+        os.environ.setdefault("WANDB_SILENT", "true")
+        return WandbLogger(project="imagebooth-dreambooth", name=job.work_dir.name, save_dir=str(job.work_dir),
+                           offline=True, config=job.config.to_dict())
+    return TensorBoardLogger(str(job.work_dir), name="tensorboard", version=0)
+
+
+def fit(job: FinetuneJob, parts, data: TrainingData, hooks: Hooks):
+    from workers.dreambooth.best_step import CheckpointScorer, ScoreStore
     from workers.dreambooth.module import DreamBoothModule
+    from workers.dreambooth.resume import RandomStates
 
     cfg = job.config
+    _, unet, text_encoder, tokenizer, scheduler = parts
+    # Seeded again here: whether preparing drew random numbers (a class-image bank made now, or
+    # found made) must not change the LoRA's initial weights or the first step's noise.
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = DreamBoothModule(unet, text_encoder, scheduler, cfg)
-    data = DreamBoothData(instance, klass, tokenizer, job.token, job.class_noun, cfg.steps,
-                          cfg.batch_size, cfg.accumulate_grad_batches, cfg.seed)
+    datamodule = DreamBoothData(data.instance, data.klass, tokenizer, job.token, job.class_noun, cfg.steps,
+                                cfg.batch_size, cfg.accumulate_grad_batches, cfg.seed)
+    store = ScoreStore(job.work_dir)
     ckpt_dir = job.work_dir / "checkpoints"
     trainer = L.Trainer(
         max_steps=cfg.steps,
@@ -148,8 +210,12 @@ def fit(job: FinetuneJob, unet, text_encoder, tokenizer, scheduler, instance, kl
         precision=cfg.resolved_precision(),
         accumulate_grad_batches=cfg.accumulate_grad_batches,
         gradient_clip_val=cfg.gradient_clip or None,
-        logger=TensorBoardLogger(str(job.work_dir), name="tensorboard", version=0),
+        logger=_logger(job),
         callbacks=[
+            # Lightning runs checkpoint callbacks last: a step's scores are on disk before its checkpoint
+            CheckpointScorer(store, _probes(job, module, parts, data), cfg.checkpoint_every, cfg.steps,
+                             hooks.on_checkpoints),
+            RandomStates(),
             ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=cfg.checkpoint_every,
                             save_last=True, save_top_k=cfg.keep_checkpoints),
             _ProgressCallback(hooks, cfg.steps),
@@ -161,7 +227,10 @@ def fit(job: FinetuneJob, unet, text_encoder, tokenizer, scheduler, instance, kl
         num_sanity_val_steps=0,
     )
     last = ckpt_dir / "last.ckpt"
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if last.exists() else None)
+    with warnings.catch_warnings():
+        # "not resumable" refers to the loader; the data module restores the position (resume.py)
+        warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
     if trainer.global_step < cfg.steps:
         raise Canceled(f"stopped at step {trainer.global_step} of {cfg.steps}")
-    return module, trainer
+    return module, trainer, store
