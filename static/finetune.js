@@ -41,6 +41,29 @@
     }
   }
 
+  const SCORE_NAMES = { subject_fidelity: "subject", language_drift: "drift (reader)",
+                        heldout_loss: "held-out loss", prior_drift: "drift from base" };
+
+  function showCheckpoints(job) {
+    const rows = document.getElementById("checkpoint-rows");
+    document.getElementById("checkpoints").hidden = !(job.checkpoints && job.checkpoints.length);
+    document.getElementById("checkpoint-rule").textContent = job.checkpoint_rule ? "Rule: " + job.checkpoint_rule + "." : "";
+    rows.replaceChildren(...(job.checkpoints || []).map((checkpoint) => {
+      const row = document.createElement("tr");
+      const chosen = checkpoint.step === job.chosen_step;
+      row.dataset.step = checkpoint.step;
+      if (chosen) row.className = "chosen";
+      const scores = Object.entries(checkpoint.scores)
+        .map(([name, value]) => (SCORE_NAMES[name] || name) + " " + Number(value).toPrecision(3)).join(" · ");
+      for (const text of [String(checkpoint.step), scores, chosen ? "chosen" : ""]) {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        row.append(cell);
+      }
+      return row;
+    }));
+  }
+
   async function loadSubject(subjectId) {
     const result = await api("GET", "/api/v1/subjects/" + encodeURIComponent(subjectId));
     if (!result.ok) return;
@@ -70,6 +93,7 @@
       const job = result.data;
       if (!subject) await loadSubject(job.subject_id);
       show(job);
+      showCheckpoints(job);
       if (job.status === "succeeded") {
         offerGenerate(job);
         window.ImageBooth.refreshCredits();

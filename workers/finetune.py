@@ -59,7 +59,8 @@ def _train(job: JobRun, plan: runs.RunPlan) -> str:
     )
     reporter = runs.ProgressReporter(job, config.steps)
     reporter.start()
-    hooks = Hooks(on_phase=reporter.phase, on_progress=reporter.progress, should_cancel=job.stopped)
+    hooks = Hooks(on_phase=reporter.phase, on_progress=reporter.progress, should_cancel=job.stopped,
+                  on_checkpoints=reporter.checkpoints)
     try:
         card = run_finetune(finetune, hooks)
     except Canceled:

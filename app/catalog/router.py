@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Response, status
+from fastapi import APIRouter, BackgroundTasks, Query, Response, status
+from fastapi.responses import FileResponse, StreamingResponse
 
 from app.auth.dependencies import CurrentUser
 from app.catalog import service
+from app.catalog.downloads import DownloadFormat, model_download
 from app.catalog.schemas import ModelOut, ModelPrices, VocabularyCheck, VocabularyChecked, VocabularyOut, WarningOut
 from app.db import SessionDep
 from app.openapi import errors
@@ -42,3 +45,21 @@ def delete_model(model_id: ModelId, user: CurrentUser, session: SessionDep, back
         # removed only once no row points at them any more.
         background.add_task(shutil.rmtree, folder, ignore_errors=True)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get("/models/{model_id}/download", response_class=Response, responses={
+    200: {"description": "The model's weights: a `.safetensors` file (a LoRA) or a zip of a diffusers folder",
+          "content": {"application/octet-stream": _BINARY, "application/zip": _BINARY}},
+    **errors(404, 409, 410)})
+def download_model(model_id: ModelId, user: CurrentUser, session: SessionDep,
+                   format: Annotated[DownloadFormat, Query(description="diffusers (as trained) or kohya (A1111)")]
+                   = "diffusers") -> Response:
+    """One of the caller's own personal models, to use elsewhere (see app/catalog/downloads.py)."""
+    download = model_download(session, user, model_id, format)
+    if download.path is not None:
+        return FileResponse(download.path, media_type=download.media_type, filename=download.file_name)
+    return StreamingResponse(download.chunks(), media_type=download.media_type,
+                             headers={"Content-Disposition": f'attachment; filename="{download.file_name}"'})

@@ -112,3 +112,5 @@ class Finetune(JobColumns, Base):
     # the first step of the latest run when it continued from a checkpoint instead of step 0.
     expected_finish_at: Mapped[datetime | None]
     resumed_from_step: Mapped[int | None] = mapped_column(Integer)
+    # Best step (workers/dreambooth/best_step.py): {"checkpoints": [{"step", "scores"}], "chosen_step", "rule"}
+    checkpoint_scores: Mapped[dict[str, Any] | None]

@@ -112,6 +112,10 @@ class ProgressReporter:
             values["expected_finish_at"] = utcnow() + timedelta(seconds=eta)
         self.job.report(force=first or step >= total, **values)
 
+    def checkpoints(self, summary: dict[str, Any]) -> None:
+        """Each scored checkpoint and the step chosen so far (best_step.summary), shown as it comes."""
+        self.job.report(force=True, checkpoint_scores=summary)
+
     def _eta_seconds(self, now: float, step: int, total: int) -> float | None:
         assert self._run_start is not None
         start_time, start_step = self._run_start

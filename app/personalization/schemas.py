@@ -57,6 +57,12 @@ class FinetuneCreated(BaseModel):
     cost: int
 
 
+class CheckpointOut(BaseModel):
+    step: int
+    scores: dict[str, float] = Field(description="heldout_loss, prior_drift; subject_fidelity, language_drift "
+                                                 "on the bundled model (see the README, Best step)")
+
+
 class FinetuneOut(BaseModel):
     id: str
     subject_id: str
@@ -71,6 +77,9 @@ class FinetuneOut(BaseModel):
     cost: int
     attempts: int
     resumed_from_step: int | None = None
+    checkpoints: list[CheckpointOut] = Field(default_factory=list, description="each scored checkpoint so far")
+    chosen_step: int | None = Field(None, description="the checkpoint the model is (or will be) exported from")
+    checkpoint_rule: str | None = Field(None, description="how chosen_step was chosen")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -10,12 +10,14 @@ from app.personalization.schemas import FinetuneOut
 
 
 def finetune_view(finetune: Finetune, now: datetime | None = None) -> FinetuneOut:
+    scores = finetune.checkpoint_scores or {}
     return FinetuneOut(
         id=finetune.id, subject_id=finetune.subject_id, status=finetune.status, phase=finetune.phase,
         progress=finetune.progress, step=finetune.step, total_steps=finetune.total_steps,
         eta_seconds=_eta_seconds(finetune, now or utcnow()), model_id=finetune.trained_model_id,
         error=finetune.error, cost=finetune.cost, attempts=finetune.attempts,
-        resumed_from_step=finetune.resumed_from_step, created_at=finetune.created_at,
+        resumed_from_step=finetune.resumed_from_step, checkpoints=scores.get("checkpoints", []),
+        chosen_step=scores.get("chosen_step"), checkpoint_rule=scores.get("rule"), created_at=finetune.created_at,
         started_at=finetune.started_at, finished_at=finetune.finished_at,
     )
 

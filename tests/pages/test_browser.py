@@ -249,6 +249,10 @@ def test_personalize_upload_finetune_and_status(page, browser, server, sign_up, 
     expect(page.locator("#percent")).to_have_text("100%")
     page.wait_for_function("[...document.querySelectorAll('#validation img')].every((img) => img.complete && img.naturalWidth > 0)")
     screenshot(page, "finetune-done")
+    # each scored checkpoint (every 30 of the 60 steps) and the one exported
+    expect(page.locator("#checkpoint-rows tr")).to_have_count(2)
+    expect(page.locator("#checkpoint-rows tr.chosen")).to_contain_text("60")
+    expect(page.locator("#checkpoint-rows tr").first).to_contain_text("drift from base")
 
     # 4. generate with this subject: the prompt carries the token, the model is chosen
     use = page.get_by_role("link", name="Generate with this subject")

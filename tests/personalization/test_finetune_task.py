@@ -48,6 +48,9 @@ def test_task_trains_reports_phases_and_records_the_personal_model(client, user,
     assert status["status"] == "succeeded" and status["phase"] == "done" and status["progress"] == 1
     assert status["step"] == status["total_steps"] == 6 and status["eta_seconds"] == 0
     assert status["attempts"] == 1 and status["resumed_from_step"] is None
+    # every checkpoint's scores (3 photos: none held out, so the drift alone, and the last step chosen)
+    assert [entry["step"] for entry in status["checkpoints"]] == [3, 6] and status["chosen_step"] == 6
+    assert all("prior_drift" in entry["scores"] for entry in status["checkpoints"]) and status["checkpoint_rule"]
     model = db.get(TrainedModel, status["model_id"])
     subject = client.get("/api/v1/subjects").json()["items"][0]
     assert (model.user_id, model.kind, model.name) == (user["id"], "personal", subject["name"])

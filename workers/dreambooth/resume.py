@@ -52,5 +52,5 @@ class RandomStates(Callback):
 def _numpy_state() -> tuple:
     """numpy's state with its key array as a tensor: Lightning loads checkpoints weights-only,
     which admits tensors and plain values but no numpy arrays."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    return kind, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached)
+    kind, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
+    return kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(position), int(has_gauss), float(cached)

@@ -95,12 +95,12 @@ class ReaderProbe:
     def scores(self) -> dict[str, float]:
         from workers.dreambooth.evaluate import shows_subject
 
-        if not self.views:  # the reader found no subject in the photos: nothing to compare with
+        if self.subject is None:  # the reader found no subject in the photos: nothing to compare with
             return {}
         prompts = [view.prompt for view in self.views for _ in self.SEEDS]
         generators = [torch.Generator().manual_seed(seed) for _ in self.views for seed in self.SEEDS]
         pictures = self.pipe.draw(prompts, generators)
-        hits = {True: [], False: []}
+        hits: dict[bool, list[bool]] = {True: [], False: []}
         for index, picture in enumerate(pictures):
             view = self.views[index // len(self.SEEDS)]
             hits[view.subject].append(shows_subject(picture, self.subject, self.reference))

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from app.catalog.downloads import LORA_FILE
 from app.catalog.model_card import CARD_NAME, ModelDefaults, model_defaults
 from workers.engine.adapters import AdapterSet
 from workers.engine.backend_choice import BackendSettings, load_fast_decoder, prepare_base, prepare_personal
@@ -37,7 +38,7 @@ from workers.engine.profiles import DEFAULT_PROFILE, Profile, pick_device, resol
 
 logger = logging.getLogger(__name__)
 
-LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
+LORA_WEIGHTS_NAME = LORA_FILE  # the name the fine-tune writes (app.catalog.downloads lists them)
 DEFAULT_PERSONAL_CACHE_SIZE = 4
 
 

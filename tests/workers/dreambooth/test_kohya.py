@@ -45,7 +45,7 @@ def test_keys_and_shapes_are_what_a1111_expects(lora_model, tiny_base):
     unet, text = dict(pipe.unet.named_modules()), dict(pipe.text_encoder.named_modules())
     text = {f"text_model.{path}" if not path.startswith("text_model") else path: m for path, m in text.items()}
     with safe_open(str(lora_model / KOHYA_WEIGHTS_NAME), framework="pt") as weights:
-        keys = list(weights.keys())  # noqa: SIM118 - safe_open is not iterable
+        keys = list(weights.keys())
         tensors = {key: weights.get_tensor(key) for key in keys}
         metadata = weights.metadata()
     modules = {key.split(".")[0] for key in keys}
