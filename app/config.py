@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     job_stale_after_s: float = Field(30.0, gt=0)
     job_resend_after_s: float = Field(30.0, gt=0)
     job_reconcile_every_s: float = Field(5.0, gt=0)
+    # Cross-request batching (workers/generation.py): the inference worker runs up to
+    # max_batch_images pictures of compatible jobs in one UNet batch (1: every job alone), and
+    # waits up to batch_wait_ms for company when fewer are queued.
+    max_batch_images: int = Field(8, ge=1, le=64)
+    batch_wait_ms: float = Field(10.0, ge=0, le=1000)
     # Jobs queued or running at once: free users, and premium users (with paid credits).
     free_max_active_jobs: int = Field(1, ge=1)
     premium_max_active_jobs: int = Field(4, ge=1)

@@ -1,17 +1,24 @@
-"""`generation.run(job_id)`: load the job, run the engine, store PNGs, record the outcome.
-
-The job's life (claim, heartbeat, progress, cancel, outcome, settlement) is the job layer's
-(workers/jobs.py, app/jobs). Run again after its worker died, a job reproduces the same
-images (its seeds are stored) and rewrites them by index.
+"""`generation.run(job_id)`: a wake-up for the inference worker, which then runs the queued
+generations in batches: the next job in line (app/generation/scheduling.py: premium first,
+users in fair turns) and the later ones that can share its UNet calls, up to
+IMAGEBOOTH_MAX_BATCH_IMAGES pictures, waiting up to IMAGEBOOTH_BATCH_WAIT_MS for company when
+fewer are queued. Each job of a batch is claimed, reported, canceled, stored, recorded and
+settled on its own through the job layer (workers/jobs.py, app/jobs): a canceled job leaves
+the batch at the next step, and the others go on with exactly the pictures they would get
+alone. Run again after its worker died, a job reproduces the same images (its seeds are
+stored) and rewrites them by index.
 
 Worker start (signals at the bottom): torch threads, the base model loaded and warmed once
-per process.
+per process, with every batch size up to the largest compiled.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -22,25 +29,27 @@ from app.catalog.checkpoint import IncompatibleModel, ModelPathError
 from app.catalog.service import ModelNotFound
 from app.config import get_settings
 from app.db import session_scope
-from app.generation import runs
+from app.generation import runs, scheduling
 from app.jobs.kinds import GENERATION, INFERENCE_QUEUE
-from app.jobs.running import JobRun
+from app.jobs.running import JobRun, JobStopped
 from workers.celery_app import app
 from workers.engine import (
     GenerationRequest,
     GenerationResult,
     ModelRef,
     RequestError,
-    generate_images,
+    check_request,
     parameters_for,
     png_bytes,
 )
-from workers.jobs import job_task
+from workers.engine.batching import BatchMember, generate_batch
+from workers.jobs import KnownErrors, batch_job_task, readable_error
 
 log = logging.getLogger(__name__)
 DENOISE_SHARE = 0.95  # progress reached when denoising ends; decoding and saving finish it
-KNOWN_ERRORS = {
-    RequestError: lambda exc: f"Invalid {exc.field}: {str(exc).split(': ', 1)[-1]}",
+FAILURE = "Generation failed"
+KNOWN_ERRORS: KnownErrors = {
+    RequestError: lambda exc: f"Invalid {getattr(exc, 'field', 'request')}: {str(exc).split(': ', 1)[-1]}",
     ModelNotFound: lambda exc: "The model this job asked for no longer exists.",
     IncompatibleModel: lambda exc: str(exc),
     ModelPathError: lambda exc: "The model cannot be served: it is not a model of a family this service runs "
@@ -50,20 +59,65 @@ KNOWN_ERRORS = {
 }
 
 
-@job_task(GENERATION, failure="Generation failed", known_errors=KNOWN_ERRORS)
-def run(job: JobRun) -> str:
-    # 1. what to make, and with which model
+def gather() -> list[str]:
+    """The next batch's job ids; when it has room, first a short wait for company."""
+    settings = get_settings()
     with session_scope() as session:
-        spec = runs.spec_of(session, job.job_id)
-    # 2. the engine run (progress and the cancel check ride on its per-step callback)
-    on_progress = lambda step, total: job.report(progress=DENOISE_SHARE * step / total, force=step == total)  # noqa: E731
-    result = generate_images(_model_ref(spec), _request(spec), on_progress)
-    # 3. the PNGs, 4. the outcome: they count only if the job is still ours
-    images = _store_pngs(spec, job.attempt, result)
-    if job.succeed(lambda session: runs.record_images(session, spec, images)):
-        return "succeeded"
-    _remove_files(images)
-    return "stopped"
+        job_ids, images = scheduling.next_batch(session, settings.max_batch_images)
+    if job_ids and images < settings.max_batch_images and settings.batch_wait_ms > 0:
+        time.sleep(settings.batch_wait_ms / 1000)
+        with session_scope() as session:
+            job_ids, _ = scheduling.next_batch(session, settings.max_batch_images)
+    return job_ids
+
+
+@batch_job_task(GENERATION, failure=FAILURE, gather=gather, known_errors=KNOWN_ERRORS)
+def run(jobs: list[JobRun]) -> str:
+    started = time.perf_counter()
+    # 1. what to make (a job whose model is gone or whose request is invalid fails alone)
+    batch = [(job, spec) for job, spec in zip(jobs, _specs(jobs), strict=True) if spec is not None]
+    if not batch:
+        return "failed"
+    # 2. one engine run for the batch; progress and the cancel check are each job's own
+    members = [BatchMember(_request(spec), on_progress=_progress_of(job), stopped=job.stopped) for job, spec in batch]
+    results = generate_batch(_model_ref(batch[0][1]), members)
+    # 3. the PNGs, then 4. each outcome: they count only if the job is still ours
+    made = [(job, spec, _store_pngs(spec, job.attempt, result)) for (job, spec), result in zip(batch, results, strict=True)
+            if result is not None]
+    pace = _image_step_s(time.perf_counter() - started, results)
+    for job, spec, images in made:
+        if not job.succeed(functools.partial(runs.record_images, spec=spec, images=images), image_step_s=pace):
+            _remove_files(images)
+    return f"batch of {len(jobs)}: {len(made)} succeeded"
+
+
+def _specs(jobs: list[JobRun]) -> list[runs.JobSpec | None]:
+    """Each claimed job's parameters, or None after recording why it cannot run."""
+    specs: list[runs.JobSpec | None] = []
+    for job in jobs:
+        try:
+            with session_scope() as session:
+                spec = runs.spec_of(session, job.job_id)
+            check_request(_request(spec))
+            specs.append(spec)
+        except (ModelNotFound, RequestError) as exc:
+            job.fail(readable_error(exc, FAILURE, KNOWN_ERRORS))
+            specs.append(None)
+    return specs
+
+
+def _progress_of(job: JobRun):
+    def report(step: int, total: int) -> None:
+        # canceled (or no longer ours): its `stopped` then takes it out of the batch
+        with contextlib.suppress(JobStopped):
+            job.report(progress=DENOISE_SHARE * step / total)
+    return report
+
+
+def _image_step_s(seconds: float, results: list[GenerationResult | None]) -> float | None:
+    """The batch's measured seconds per picture and step (the queue's estimated wait)."""
+    made = next((result for result in results if result is not None), None)
+    return seconds / (made.batch_images * made.steps) if made and made.batch_images else None
 
 
 def _model_ref(spec: runs.JobSpec) -> ModelRef:
@@ -121,8 +175,21 @@ def _prepare_process(pool_processes: int) -> None:
 
         warm_up(ModelRef(base=model_path))
         log.info("inference worker warm: %s in %.1fs", model_path, time.perf_counter() - started)
+        # Every other batch size a batch can have, behind the first jobs: a compiled backend has
+        # a static shape per size, whose first use would otherwise stall the job that needs it.
+        sizes = range(2, get_settings().max_batch_images + 1)
+        threading.Thread(target=_warm_batch_sizes, args=(ModelRef(base=model_path), sizes), daemon=True).start()
     except Exception:  # a broken model fails its jobs with a message; the worker stays up
         log.exception("could not warm up the base model %s", model_path)
+
+
+def _warm_batch_sizes(model: ModelRef, sizes: range) -> None:
+    from workers.engine.batching import warm_batch_sizes
+
+    try:
+        warm_batch_sizes(model, sizes)
+    except Exception:  # a job of that size compiles it then
+        log.exception("could not warm batch sizes %s", list(sizes))
 
 
 @worker_process_init.connect

@@ -77,17 +77,18 @@ def settle(session: Session, user_id: str, reference: str, used: int, now: datet
 
 
 # --- the job limit -----------------------------------------------------------------
-def check_concurrency(session: Session, user: User, excluding: str | None = None) -> None:
+def check_concurrency(session: Session, user: User, excluding: str | None = None) -> entitlements.Entitlements:
     """429 rate_limited when the user already has as many queued or running jobs as the
-    account allows (app/billing/entitlements.py; generations and fine-tunes together).
-    `excluding`: the id of the job being submitted, when it is already written."""
+    account allows (app/billing/entitlements.py; generations and fine-tunes together), else
+    the account's entitlements. `excluding`: the id of the job being submitted, when it is
+    already written."""
     # Held until the job is committed: the next submission counts it.
     repository.lock_job_count(session, user.id)
     rights = entitlements.of(session, user.id, clock())
     limit = rights.max_active_jobs
     active = repository.active_job_count(session, user.id, excluding)
     if active < limit:
-        return
+        return rights
     premium = rights.tier == entitlements.Tier.PREMIUM
     tier = "Premium" if premium else "Free"
     hint = "" if premium else f" Buy credits or subscribe to a plan to run up to {get_settings().premium_max_active_jobs} at once."

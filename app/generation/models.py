@@ -51,6 +51,13 @@ class Generation(JobColumns, Base):
     model_id: Mapped[str] = mapped_column(String(ID_LENGTH), nullable=False)
     profile: Mapped[str] = mapped_column(String(32), default="fast", nullable=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # Its place in the queue (app/generation/scheduling.py): higher priority runs first, then
+    # the fair-share start tag (users take turns), then age.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    fair_start: Mapped[float] = mapped_column(Float, default=0.0, server_default="0", nullable=False)
+    # Measured by the worker: seconds per picture and step of the batch that made it (the
+    # estimated wait of the jobs queued after it).
+    image_step_s: Mapped[float | None] = mapped_column(Float)
 
     images: Mapped[list[Image]] = relationship(
         back_populates="generation", order_by="Image.index", cascade="all, delete-orphan"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.generation.models import Generation, Image
@@ -44,20 +44,6 @@ def page_of(
         )
     query = query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit)
     return list(session.scalars(query.options(selectinload(Generation.images))))
-
-
-def queue_position(session: Session, job: Generation) -> int:
-    """1 for the next queued job to run: queued jobs created before this one, plus one."""
-    ahead = session.scalar(
-        select(func.count()).select_from(Generation).where(
-            Generation.status == JobStatus.QUEUED,
-            or_(
-                Generation.created_at < job.created_at,
-                and_(Generation.created_at == job.created_at, Generation.id < job.id),
-            ),
-        )
-    )
-    return int(ahead or 0) + 1
 
 
 def progress_snapshot(session: Session, user_id: str, job_id: str) -> tuple[JobStatus, float] | None:

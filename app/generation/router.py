@@ -65,7 +65,7 @@ async def get_generation(
             await service.wait_for_change(user.id, job_id, seen, wait)
         session.expire_all()
         view = await run_in_threadpool(service.get_job, session, user, job_id)
-    return generation_view(view.job, view.queue_position)
+    return generation_view(view.job, view.place)
 
 
 @router.post("/generations/{job_id}/cancel")

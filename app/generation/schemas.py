@@ -110,7 +110,11 @@ class GenerationOut(BaseModel):
     id: str
     status: str
     progress: float
-    queue_position: int | None = None
+    queue_position: int | None = Field(
+        None, description="while queued: 1 for the next job to run (premium first, then users in turns)")
+    estimated_wait_s: float | None = Field(
+        None, description="while queued: seconds until it is expected to start, from the worker's measured step "
+                          "times (null until a batch has been measured)")
     images: list[ImageOut]
     error: str | None = None
     prompt: str = Field(description="the prompt, or the first of a prompt list")

@@ -29,7 +29,7 @@ from app.credits import pricing
 from app.credits import service as credits
 from app.db import new_session, run_in_slot
 from app.errors import AppError, NotFound
-from app.generation import limits, notify, repository
+from app.generation import limits, notify, repository, scheduling
 from app.generation.models import Generation, Image
 from app.generation.schemas import GenerationCreate
 from app.jobs import lifecycle
@@ -92,15 +92,15 @@ def prompt_warnings(session: Session, user: User, job: Generation) -> list[Hint]
 @dataclass(frozen=True)
 class JobView:
     job: Generation
-    queue_position: int | None
+    place: scheduling.Place | None  # while it is queued
 
 
 def get_job(session: Session, user: User, job_id: str) -> JobView:
     job = repository.get_owned(session, user.id, job_id)
     if job is None:
         raise NotFound("generation")
-    position = repository.queue_position(session, job) if job.status == JobStatus.QUEUED else None
-    return JobView(job, position)
+    place = scheduling.place_in_line(session, job) if job.status == JobStatus.QUEUED else None
+    return JobView(job, place)
 
 
 def _snapshot(user_id: str, job_id: str) -> tuple[JobStatus, float] | None:

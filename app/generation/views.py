@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from app.generation.models import Generation
+from app.generation.scheduling import Place
 from app.generation.schemas import GenerationOut, ImageOut
 
 
-def generation_view(job: Generation, queue_position: int | None = None) -> GenerationOut:
+def generation_view(job: Generation, place: Place | None = None) -> GenerationOut:
     return GenerationOut(
         id=job.id,
         status=job.status.value,
         progress=round(job.progress, 4),
-        queue_position=queue_position,
+        queue_position=place.position if place else None,
+        estimated_wait_s=place.estimated_wait_s if place else None,
         images=[
             ImageOut(id=image.id, index=image.index, prompt=job.prompt_of(image.index), seed=image.seed,
                      url=f"/api/v1/images/{image.id}", width=image.width, height=image.height)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app.generation import notify
+from app.generation import notify, scheduling
 from app.generation.models import Generation
 from app.generation.views import generation_view
 from app.personalization.models import Finetune, FinetunePhase
@@ -29,6 +29,10 @@ def _no_announcement(job_id: str) -> None:
     """Fine-tunes have no long-poll to wake."""
 
 
+def _in_arrival_order(session: Any, job: Any, priority: int) -> None:
+    """Fine-tunes run in the order they came (one at a time, minutes each)."""
+
+
 @dataclass(frozen=True)
 class JobKind:
     name: str  # "generation": task "generation.run", credits reference "generation:<id>"
@@ -39,6 +43,8 @@ class JobKind:
     max_attempts: int  # a job whose worker died this many times fails (and is refunded)
     requeue_values: dict[str, Any] = field(default_factory=dict)  # reset when queued again
     announce: Callable[[str], None] = _no_announcement  # after a committed change
+    # Puts a new job in its queue's order, given its owner's priority (at submit, before the write).
+    place: Callable[[Any, Any, int], None] = _in_arrival_order
 
     @property
     def task(self) -> str:
@@ -53,7 +59,7 @@ class JobKind:
 # checkpoint, so each retry costs it less.
 GENERATION = JobKind(
     name="generation", model=Generation, view=generation_view, queue=INFERENCE_QUEUE, progress_every_s=0.15, max_attempts=3,
-    requeue_values={"progress": 0.0}, announce=notify.job_changed,
+    requeue_values={"progress": 0.0}, announce=notify.job_changed, place=scheduling.place,
 )
 FINETUNE = JobKind(
     name="finetune", model=Finetune, view=finetune_view, queue=TRAINING_QUEUE, progress_every_s=1.0, max_attempts=5,

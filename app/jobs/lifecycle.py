@@ -33,14 +33,16 @@ GAVE_UP_MESSAGE = (
 
 
 def submit(session: Session, kind: JobKind, user: User, job: JobRow) -> None:
-    """Reserve a new job's cost and write it, queued; its task is sent after the commit.
+    """Place a new job in its queue's order (by its owner's priority), reserve its cost and
+    write it, queued; its task is sent after the commit.
 
     429 when the user has as many jobs queued or running as the tier allows, 402 on a short
     balance, 503 when the credit gate is unreachable (the request rolls back: nothing charged).
     A concurrent duplicate's IntegrityError comes out of the write, its reservation still in
     this transaction. Reserving first means a refused job is never written (and the write runs
     in a transaction already begun, which SQLite's savepoints need)."""
-    credits.check_concurrency(session, user, excluding=job.id)
+    rights = credits.check_concurrency(session, user, excluding=job.id)
+    kind.place(session, job, rights.priority)
     with credit_gate():
         credits.reserve(session, user, job.cost, kind.reference(job.id))
     with session.begin_nested():

@@ -41,11 +41,22 @@ class JobStopped(Exception):
 def claim(kind: JobKind, job_id: str) -> JobRun | None:
     """queued -> running for this worker; None when there is nothing to do (the job is
     unknown, has ended, or another worker holds it: a duplicate delivery)."""
+    claimed = claim_all(kind, [job_id])
+    return claimed[0] if claimed else None
+
+
+def claim_all(kind: JobKind, job_ids: list[str]) -> list[JobRun]:
+    """queued -> running, in one transaction, for each of `job_ids` still queued (a batch);
+    the others (canceled meanwhile, taken by another worker) are left out."""
+    runs = []
     with session_scope() as session:
-        attempt = repository.claim(session, kind.model, job_id, utcnow())
-        if attempt is not None:
-            lifecycle.announce_after_commit(session, kind, job_id)
-    return JobRun(kind, job_id, attempt) if attempt is not None else None
+        now = utcnow()
+        for job_id in job_ids:
+            attempt = repository.claim(session, kind.model, job_id, now)
+            if attempt is not None:
+                lifecycle.announce_after_commit(session, kind, job_id)
+                runs.append(JobRun(kind, job_id, attempt))
+    return runs
 
 
 @dataclass
@@ -70,6 +81,7 @@ class JobRun:
                                                  self.attempt, heartbeat_at=utcnow(), **values)
                 self.lost = self.lost or not ours
                 if ours:
+                    self._last_check = now  # the conditional write was the cancel check too
                     self.kind.announce(self.job_id)
             except DATABASE_ERRORS as exc:  # a missed report; the next one tries again
                 log.warning("%s %s: progress not written (%s)", self.kind.name, self.job_id, type(exc).__name__)

@@ -45,7 +45,7 @@ def test_a_finished_generation_is_delivered_signed_after_two_failures(worker, ca
     event = json.loads(receiver.received[-1].body)
     assert event["type"] == "generation.succeeded" and event["id"].startswith("evt_")
     # the job as GET /api/v1/generations/{id} shows it
-    assert event["data"] == job | {"queue_position": None}
+    assert event["data"] == job | {"queue_position": None, "estimated_wait_s": None}
     [delivery] = caller.get(f"/api/v1/webhooks/{hook['id']}/deliveries").json()["items"]
     assert (delivery["status"], [a["status_code"] for a in delivery["attempts"]]) == ("delivered", [500, 502, 200])
 

@@ -80,6 +80,7 @@ class GenerationResult:
     profile: str
     timing: Timing = field(default_factory=Timing)
     backend: str = ""  # what ran the networks, e.g. "openvino-bf16" (backends.py)
+    batch_images: int = 0  # pictures in the UNet batch that made these (other requests' too)
 
 
 def _is_int(value) -> bool:

@@ -106,7 +106,9 @@ class CompiledPart:
         self.weights = weights_hash(wrapper)
         self._wrapper: torch.nn.Module | None = wrapper
         self._model = None
-        self._compiled: dict[tuple, tuple[Any, threading.Lock]] = {}
+        # shape -> [infer request or None until compiled, its lock]: a shape compiling (the
+        # worker warms batch sizes in the background) never holds up calls of other shapes
+        self._compiled: dict[tuple, list[Any]] = {}
         self._lock = threading.Lock()
         self.compile_s = 0.0  # seconds spent converting/compiling/importing (diagnostics)
 
@@ -143,7 +145,7 @@ class CompiledPart:
         self._model = model
         return model
 
-    def _compile(self, shapes: tuple) -> tuple[Any, threading.Lock]:
+    def _compile(self, shapes: tuple) -> Any:
         import time
 
         started = time.perf_counter()
@@ -163,17 +165,17 @@ class CompiledPart:
         self.compile_s += time.perf_counter() - started
         logger.info("openvino %s %s (%s) ready in %.2fs", self.name, shapes, self.precision,
                     time.perf_counter() - started)
-        return compiled.create_infer_request(), threading.Lock()
+        return compiled.create_infer_request()
 
     def run(self, *inputs: np.ndarray) -> torch.Tensor:
         shapes = tuple(tuple(value.shape) for value in inputs)
         with self._lock:
-            if shapes not in self._compiled:
-                self._compiled[shapes] = self._compile(shapes)
-            request, lock = self._compiled[shapes]
-        with lock:  # one infer request per shape: calls on it must not overlap
-            request.infer(list(inputs), share_inputs=True)
-            return torch.from_numpy(request.get_output_tensor(0).data.copy())
+            entry = self._compiled.setdefault(shapes, [None, threading.Lock()])
+        with entry[1]:  # one infer request per shape: calls on it must not overlap
+            if entry[0] is None:
+                entry[0] = self._compile(shapes)
+            entry[0].infer(list(inputs), share_inputs=True)
+            return torch.from_numpy(entry[0].get_output_tensor(0).data.copy())
 
     def release_source(self) -> None:
         """Export now if the cache has no IR yet, then drop the PyTorch module: the caller may

@@ -6,6 +6,9 @@
     4. denoise              classifier-free guidance as ONE batched UNet forward [uncond; cond]
     5. decode               VAE (or the fast profile's distilled decoder), to PIL
 
+Steps 2-3 make a `Lane` per request; steps 4-5 run any number of lanes (the worker's batch of
+jobs, batching.py) through shared UNet and decoder calls.
+
 The networks run on the pipeline's backend (backends.py: PyTorch, or OpenVINO compiled for
 this CPU); everything per request - seeds, scheduler, guidance, progress - stays here.
 
@@ -18,15 +21,17 @@ same maths, so the stock pipeline with the same scheduler gives the same images.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from workers.engine.backends import Backend
+from workers.engine.embeddings import prompt_embeddings
 from workers.engine.inputs import GenerationRequest, GenerationResult, Timing, check_request, resolve_seeds
 from workers.engine.loading import LoadedPipeline, ModelRef, get_pipeline
 from workers.engine.profiles import Profile
@@ -100,40 +105,55 @@ def _tokens(pipe, text: str) -> tuple[torch.Tensor, torch.Tensor | None, torch.T
             _token_ids(second, text).input_ids if second is not None else None)
 
 
-# backend -> {text: its hidden states}; weak, so an evicted personal model's entries go with it
-_EMBEDDINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_MAX_EMBEDDINGS = 64
+def _embed(loaded: LoadedPipeline, backend: Backend, text: str) -> torch.Tensor:
+    """Hidden states of one text, through the LRU keyed by model and text (embeddings.py)."""
+    # a LoRA adapter that leaves the text encoder alone encodes on its base's backend
+    # (adapters.py), so it shares the base's entries
+    text_backend = getattr(backend, "text_backend", backend)
+    shares_base = text_backend is getattr(backend, "base", None)
+    model_key = (str(loaded.ref.base), "" if shares_base else str(loaded.ref.personal or ""), text_backend.name)
+    return prompt_embeddings.get(model_key, text, lambda words: backend.encode_text(*_tokens(loaded.pipe, words)))
 
 
-def _embed(backend: Backend, pipe, text: str) -> torch.Tensor:
-    """Hidden states of one text, remembered per backend: nearly every request has the same
-    (empty) negative prompt, whose text-encoder pass was a twentieth of a compiled picture."""
-    # a LoRA adapter that leaves the text encoder alone encodes on its base's backend (adapters.py)
-    cache = _EMBEDDINGS.setdefault(getattr(backend, "text_backend", backend), {})
-    if text not in cache:
-        if len(cache) >= _MAX_EMBEDDINGS:
-            cache.clear()
-        cache[text] = backend.encode_text(*_tokens(pipe, text))
-        if not text and pipe.config.get("force_zeros_for_empty_prompt", False):
-            # SDXL was trained with zeros, not the empty prompt's encoding, as "no negative prompt"
-            cache[text] = torch.zeros_like(cache[text])
-    return cache[text]
+@dataclass
+class Lane:
+    """One request's rows in a UNet batch: its own scheduler, noise and embeddings.
 
-
-def encode_prompt(backend: Backend, pipe, plan: SamplingPlan) -> torch.Tensor:
-    """2. Text embeddings for the batch: [uncond x n; cond of each image], or the conds without CFG.
-
-    A prompt shared by several images (all n of a plain request) goes through the text
-    encoder once. fp32 and contiguous once here, so no step of the loop copies them again.
+    Several requests share each UNet call (the worker batches jobs), but nothing else: each
+    lane steps its own scheduler on its own rows, so its pictures are the ones it gets alone
+    (the scheduler's maths is per element), and a lane that stops (its job was canceled)
+    leaves the batch at the next step without touching the others' state.
     """
-    n = len(plan.seeds)
+
+    plan: SamplingPlan
+    scheduler: Any
+    cond: torch.Tensor  # (n, tokens, width): each image's prompt
+    uncond: torch.Tensor | None  # the negative prompt's, one row per image; None without guidance
+    latents: torch.Tensor
+    generators: list[torch.Generator]
+    on_progress: ProgressCallback | None = None
+    stopped: Callable[[], bool] = lambda: False
+    active: bool = True
+    images: list = field(default_factory=list)  # PIL, once decoded
+
+    @property
+    def rows(self) -> int:
+        return len(self.plan.seeds)
+
+
+def encode_prompt(loaded: LoadedPipeline, backend: Backend, plan: SamplingPlan) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """2. Text embeddings of one request: (cond of each image, uncond x n or None without CFG).
+
+    Each distinct text goes through the text encoder once (and then not again while the LRU
+    holds it). fp32 and contiguous once here, so no step of the loop copies them again.
+    """
     distinct = list(dict.fromkeys(plan.prompts))
-    cond = torch.cat([_embed(backend, pipe, text) for text in distinct])
-    embeddings = cond[[distinct.index(text) for text in plan.prompts]]
-    if plan.uses_guidance:
-        uncond = _embed(backend, pipe, plan.negative_prompt).expand(n, -1, -1)
-        embeddings = torch.cat([uncond, embeddings])
-    return embeddings.float().contiguous()
+    cond = torch.cat([_embed(loaded, backend, text) for text in distinct])
+    cond = cond[[distinct.index(text) for text in plan.prompts]].float().contiguous()
+    if not plan.uses_guidance:
+        return cond, None
+    uncond = _embed(loaded, backend, plan.negative_prompt).expand(len(plan.seeds), -1, -1)
+    return cond, uncond.float().contiguous()
 
 
 def prepare_latents(pipe, plan: SamplingPlan, scheduler, device: torch.device):
@@ -155,28 +175,52 @@ def prepare_latents(pipe, plan: SamplingPlan, scheduler, device: torch.device):
     return torch.cat(noise).to(device) * scheduler.init_noise_sigma, generators
 
 
-def predict_noise(backend: Backend, scheduler, latents, t, embeddings, guidance_scale: float, uses_guidance: bool):
-    """One guided model prediction: a single UNet call on [uncond; cond] when guiding."""
-    model_input = torch.cat([latents, latents]) if uses_guidance else latents
-    prediction = backend.predict_noise(scheduler.scale_model_input(model_input, t), t, embeddings)
+def guided_noise(backend: Backend, model_input, t, embeddings, guidance_scale: float, uses_guidance: bool):
+    """One guided model prediction on scaled input: a single UNet call on [uncond; cond]."""
+    doubled = torch.cat([model_input, model_input]) if uses_guidance else model_input
+    prediction = backend.predict_noise(doubled, t, embeddings)
     if not uses_guidance:
         return prediction
     uncond, cond = prediction.chunk(2)
     return uncond + guidance_scale * (cond - uncond)
 
 
-def denoise(backend: Backend, plan, scheduler, latents, embeddings, generators=None,
-            on_progress: ProgressCallback | None = None):
-    """4. Walk the scheduler's timesteps; latents stay fp32 whatever the UNet's dtype."""
-    timesteps = scheduler.timesteps
-    total = len(timesteps)
-    step_extra = {"generator": generators} if needs_generators(plan.sampler) else {}
+def predict_noise(backend: Backend, scheduler, latents, t, embeddings, guidance_scale: float, uses_guidance: bool):
+    """One guided prediction of a single request's latents (embeddings [uncond; cond])."""
+    return guided_noise(backend, scheduler.scale_model_input(latents, t), t, embeddings, guidance_scale, uses_guidance)
+
+
+def _batch_embeddings(lanes: list[Lane]) -> torch.Tensor:
+    """[uncond of every lane; cond of every lane], the layout guided_noise splits in two."""
+    conds = [lane.cond for lane in lanes]
+    if lanes[0].uncond is None:
+        return torch.cat(conds)
+    return torch.cat([lane.uncond for lane in lanes if lane.uncond is not None] + conds)
+
+
+def denoise(backend: Backend, lanes: list[Lane]) -> None:
+    """4. Walk the (shared) timesteps; one UNet call per step serves every active lane.
+
+    Latents stay fp32 whatever the UNet's dtype. After each step a lane reports progress
+    (an exception raised there stops the whole run) and is asked whether it has stopped."""
+    plan = lanes[0].plan
+    timesteps = lanes[0].scheduler.timesteps
+    extra_of = (lambda lane: {"generator": lane.generators}) if needs_generators(plan.sampler) else (lambda lane: {})
+    active: list[Lane] = []
+    embeddings = None
     for index, t in enumerate(timesteps):
-        noise_pred = predict_noise(backend, scheduler, latents, t, embeddings, plan.guidance_scale, plan.uses_guidance)
-        latents = scheduler.step(noise_pred, t, latents, return_dict=False, **step_extra)[0]
-        if on_progress is not None:
-            on_progress(index + 1, total)
-    return latents
+        running = [lane for lane in lanes if lane.active]
+        if not running:
+            return
+        if running != active:  # built again only when a lane has left
+            active, embeddings = running, _batch_embeddings(running)
+        scaled = torch.cat([lane.scheduler.scale_model_input(lane.latents, t) for lane in active])
+        noise = guided_noise(backend, scaled, t, embeddings, plan.guidance_scale, plan.uses_guidance)
+        for lane, lane_noise in zip(active, noise.split([lane.rows for lane in active]), strict=True):
+            lane.latents = lane.scheduler.step(lane_noise, t, lane.latents, return_dict=False, **extra_of(lane))[0]
+            if lane.on_progress is not None:
+                lane.on_progress(index + 1, len(timesteps))
+            lane.active = not lane.stopped()
 
 
 def decode_latents(backend: Backend, pipe, latents: torch.Tensor) -> list:
@@ -185,38 +229,55 @@ def decode_latents(backend: Backend, pipe, latents: torch.Tensor) -> list:
     return pipe.image_processor.numpy_to_pil(pixels.permute(0, 2, 3, 1).cpu().numpy())
 
 
-def _sample(loaded: LoadedPipeline, plan: SamplingPlan, backend: Backend, on_progress=None):
-    """Steps 2-4 under inference mode; returns (final latents, seconds spent encoding)."""
+def make_lane(loaded: LoadedPipeline, backend: Backend, plan: SamplingPlan, on_progress: ProgressCallback | None = None,
+              stopped: Callable[[], bool] | None = None) -> Lane:
+    """Steps 2 and 3 for one request: its scheduler, embeddings and starting noise."""
     scheduler = make_scheduler(loaded.pipe.scheduler.config, plan.sampler, plan.steps, loaded.device)
-    started = time.perf_counter()
-    embeddings = encode_prompt(backend, loaded.pipe, plan)
-    encoded = time.perf_counter()
+    cond, uncond = encode_prompt(loaded, backend, plan)
     latents, generators = prepare_latents(loaded.pipe, plan, scheduler, loaded.device)
-    latents = denoise(backend, plan, scheduler, latents, embeddings, generators, on_progress)
-    return latents, encoded - started
+    return Lane(plan, scheduler, cond, uncond, latents, generators, on_progress, stopped or (lambda: False))
+
+
+def sample_lanes(loaded: LoadedPipeline, backend: Backend, lanes: list[Lane], decode: bool = True) -> Timing:
+    """Steps 4-5 for lanes made by make_lane (all of one batch_key); each active lane's
+    pictures land in `lane.images`. Returns the batch's timing."""
+    started = time.perf_counter()
+    with torch.inference_mode():
+        denoise(backend, lanes)
+        denoised = time.perf_counter()
+        finished = [lane for lane in lanes if lane.active]
+        if decode and finished:
+            images = decode_latents(backend, loaded.pipe, torch.cat([lane.latents for lane in finished]))
+            for lane in finished:
+                lane.images, images = images[: lane.rows], images[lane.rows:]
+    done = time.perf_counter()
+    return Timing(denoise_s=denoised - started, decode_s=done - denoised, total_s=done - started)
+
+
+def _run_one(loaded: LoadedPipeline, plan: SamplingPlan, backend: Backend, on_progress=None,
+             decode: bool = True) -> tuple[Lane, Timing]:
+    started = time.perf_counter()
+    with loaded.session():  # the shared base held, with this model's adapter active
+        with torch.inference_mode():
+            lane = make_lane(loaded, backend, plan, on_progress)
+        encode_s = time.perf_counter() - started
+        timing = sample_lanes(loaded, backend, [lane], decode)
+    return lane, dataclasses.replace(timing, encode_s=encode_s, total_s=timing.total_s + encode_s)
 
 
 def generate(
     loaded: LoadedPipeline, request: GenerationRequest, on_progress: ProgressCallback | None = None
 ) -> GenerationResult:
     """Run one request on a loaded pipeline; all n images go through as one batch."""
-    started = time.perf_counter()
     plan = plan_request(loaded, request)
     backend = loaded.runner()
-    with loaded.session(), torch.inference_mode():
-        latents, encode_s = _sample(loaded, plan, backend, on_progress)
-        denoised = time.perf_counter()
-        images = decode_latents(backend, loaded.pipe, latents)
-    finished = time.perf_counter()
-    timing = Timing(encode_s=encode_s, denoise_s=denoised - started - encode_s, decode_s=finished - denoised,
-                    total_s=finished - started)
-    return _result(loaded, request, plan, images, timing, backend.name)
+    lane, timing = _run_one(loaded, plan, backend, on_progress)
+    return result_of(loaded, plan, lane.images, timing, backend.name, len(plan.seeds))
 
 
 def sample_latents(loaded: LoadedPipeline, request: GenerationRequest) -> torch.Tensor:
     """The final latents of a request, undecoded (distillation data, benchmarks)."""
-    with loaded.session(), torch.inference_mode():
-        return _sample(loaded, plan_request(loaded, request), loaded.runner())[0]
+    return _run_one(loaded, plan_request(loaded, request), loaded.runner(), decode=False)[0].latents
 
 
 def run_backend_once(pipe, profile: Profile, backend: Backend) -> None:
@@ -225,12 +286,10 @@ def run_backend_once(pipe, profile: Profile, backend: Backend) -> None:
 
     defaults = model_defaults(pipe.name_or_path)
     loaded = LoadedPipeline(pipe, ModelRef(Path(pipe.name_or_path)), profile, pipe.device, defaults, backend)
-    plan = plan_request(loaded, GenerationRequest(prompt="warm up", seeds=[0], profile=profile.name))
-    with torch.inference_mode():
-        decode_latents(backend, pipe, _sample(loaded, plan, backend)[0])
+    _run_one(loaded, plan_request(loaded, GenerationRequest(prompt="warm up", seeds=[0], profile=profile.name)), backend)
 
 
-def _result(loaded, request, plan: SamplingPlan, images, timing: Timing, backend: str) -> GenerationResult:
+def result_of(loaded, plan: SamplingPlan, images, timing: Timing, backend: str, batch_images: int) -> GenerationResult:
     return GenerationResult(
         images=images,
         seeds=plan.seeds,
@@ -245,13 +304,15 @@ def _result(loaded, request, plan: SamplingPlan, images, timing: Timing, backend
         profile=loaded.profile.name,
         timing=timing,
         backend=backend,
+        batch_images=batch_images,
     )
 
 
 def generate_images(
     model: ModelRef, request: GenerationRequest, on_progress: ProgressCallback | None = None
 ) -> GenerationResult:
-    """The worker's one call: warm (or load) the pipeline for `model`, then generate."""
+    """Warm (or load) the pipeline for `model`, then generate one request (the worker runs
+    several at once through batching.generate_batch)."""
     check_request(request)  # fail on bad input before spending seconds on a load
     started = time.perf_counter()
     loaded = get_pipeline(model, request.profile)

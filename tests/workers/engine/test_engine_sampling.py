@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from workers.engine import GenerationRequest, generate, sampling
+from workers.engine import GenerationRequest, generate
 from workers.engine.backends import TorchBackend
+from workers.engine.embeddings import prompt_embeddings
 from workers.engine.sampling import plan_request, predict_noise
 from workers.engine.schedulers import make_scheduler
 
@@ -179,7 +180,7 @@ def test_generate_images_and_warm_up_use_the_process_cache(tiny_ref):
 
 def test_a_prompt_list_draws_each_image_from_its_own_prompt(loaded):
     prompts = ["a red circle", "a blue square", "a red circle"]
-    sampling._EMBEDDINGS.clear()  # earlier tests' texts are remembered; count this request's passes
+    prompt_embeddings.clear()  # earlier tests' texts are remembered; count this request's passes
     encoded: list[int] = []
     handle = loaded.pipe.text_encoder.register_forward_pre_hook(lambda module, args: encoded.append(args[0].shape[0]))
     try:
