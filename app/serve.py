@@ -1,19 +1,41 @@
-"""`imagebooth serve` (web server + one worker beside it) and `imagebooth worker`."""
+"""`imagebooth serve` (web server + a worker per queue beside it) and `imagebooth worker`."""
 
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 from app.config import get_settings
 
 WORKER_STOP_TIMEOUT_S = 15
 _PR_SET_PDEATHSIG = 1
+TRAINING_NICE = 10  # the scheduler's weight for nice 10 is about a tenth of nice 0's
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """One worker process that `serve` starts: its queue, torch/OpenMP threads and niceness."""
+
+    queue: str
+    threads: int
+    nice: int
+
+
+def embedded_workers(cores: int) -> list[WorkerPlan]:
+    """A worker per queue, so a generation never waits for a fine-tune to finish.
+
+    The inference worker may use every core (its bursts are short); the fine-tune trains on
+    one core fewer and niced, so the kernel hands a generation the cores the moment it needs
+    them, and OpenMP threads of the two never outnumber the cores by more than one."""
+    return [WorkerPlan("inference", threads=max(1, cores), nice=0),
+            WorkerPlan("training", threads=max(1, cores - 1), nice=TRAINING_NICE)]
 
 
 def run_worker(
@@ -92,20 +114,20 @@ def serve(host: str, port: int, migrate: bool = False) -> int:
     settings = get_settings()
     if not _schema_ready(migrate or settings.is_sqlite) or not _model_servable():
         return 1
-    # 3. the worker, in its own process so a model load never blocks a web request
-    worker = _start_worker()
+    # 3. the workers, each in its own process so a model load never blocks a web request
+    workers = [_start_worker(plan) for plan in embedded_workers(os.cpu_count() or 1)]
     # 4. the web server; the URL is printed once it is really listening. Forwarded
     #    headers are the app's business (IMAGEBOOTH_TRUSTED_PROXIES), not uvicorn's.
     config = uvicorn.Config("app.main:create_app", factory=True, host=host, port=port, log_level="info",
                             proxy_headers=False)
     server = uvicorn.Server(config)
-    threading.Thread(target=_announce, args=(server, host, port, worker), daemon=True).start()
+    threading.Thread(target=_announce, args=(server, host, port, workers), daemon=True).start()
     try:
         server.run()
     except KeyboardInterrupt:
         pass  # uvicorn re-raises Ctrl-C after its graceful shutdown; ours follows
     finally:
-        _stop_worker(worker)
+        _stop_workers(workers)
     return 0 if server.started else 1
 
 
@@ -120,36 +142,40 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _start_worker() -> subprocess.Popen:
-    command = [sys.executable, "-m", "app.cli", "worker", "--queues", "inference,training"]
+def _start_worker(plan: WorkerPlan) -> subprocess.Popen:
+    command = [sys.executable, "-m", "app.cli", "worker", "--queues", plan.queue]
+    env = {**os.environ, "OMP_NUM_THREADS": str(plan.threads)}  # torch and OpenVINO read it at start
     # Own session: a Ctrl-C in the terminal reaches only us, and we stop the worker once,
     # in order (a second signal would make Celery abandon its current task).
-    return subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+    return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=lambda: _as_child(plan.nice))
 
 
-def _die_with_parent() -> None:
+def _as_child(nice: int) -> None:
+    os.nice(nice)
     # If `serve` is killed outright, the kernel stops the worker too (Linux only).
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _announce(server, host: str, port: int, worker: subprocess.Popen) -> None:
+def _announce(server, host: str, port: int, workers: list[subprocess.Popen]) -> None:
     while not server.started and not server.should_exit:
         time.sleep(0.05)
     if server.started:
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        print(f"\nImageBooth is running at http://{shown_host}:{port}/  (worker pid {worker.pid}; Ctrl-C stops both)\n",
-              flush=True)
+        pids = ", ".join(str(worker.pid) for worker in workers)
+        print(f"\nImageBooth is running at http://{shown_host}:{port}/  (inference and training worker pids {pids}; "
+              "Ctrl-C stops them all)\n", flush=True)
 
 
-def _stop_worker(worker: subprocess.Popen) -> None:
-    if worker.poll() is not None:
-        return
-    worker.send_signal(signal.SIGTERM)  # Celery's warm shutdown: finish the current task
-    try:
-        worker.wait(timeout=WORKER_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
-    print(f"worker stopped (exit {worker.returncode})", file=sys.stderr, flush=True)
+def _stop_workers(workers: list[subprocess.Popen]) -> None:
+    running = [worker for worker in workers if worker.poll() is None]
+    for worker in running:
+        worker.send_signal(signal.SIGTERM)  # Celery's warm shutdown: finish the current task
+    for worker in running:
+        try:
+            worker.wait(timeout=WORKER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        print(f"worker stopped (exit {worker.returncode})", file=sys.stderr, flush=True)

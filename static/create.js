@@ -196,12 +196,21 @@
     run.bar.value = percent;
     run.percent.textContent = percent + "%";
     if (job.status === "queued") {
-      run.status.textContent = job.queue_position ? "Waiting in line: position " + job.queue_position : "Queued";
+      run.status.textContent = job.queue_position ? waitingInLine(job) : "Queued";
     } else {
       run.status.textContent = "Drawing " + (job.n ? counted(job.n, "picture") : "pictures") + "…";
     }
     run.cancel.hidden = false;
     run.cancel.disabled = false;
+  }
+
+  // Premium work first, then users in turns: the position is the worker's own order, and the
+  // estimate comes from the worker's measured pace (none until it has measured a batch).
+  function waitingInLine(job) {
+    const wait = job.estimated_wait_s;
+    const estimate = wait === null || wait === undefined ? ""
+      : wait < 1 ? " · starting in a moment" : " · about " + Math.ceil(wait) + " s to wait";
+    return "Waiting in line: position " + job.queue_position + estimate;
   }
 
   function picture(job, image) {

@@ -122,6 +122,25 @@ def screenshot():
     return take
 
 
+def api_user(server: Server, paid_credits: int = 0):
+    """An httpx client for a new user with an API key; `paid_credits` granted through
+    `imagebooth credits grant` on the server's database (paid credits make it premium)."""
+    import httpx
+
+    email = f"api-{time.monotonic_ns()}@example.com"
+    signup = httpx.Client(base_url=server.url, timeout=30)
+    assert signup.post("/api/v1/auth/signup", json={"email": email, "password": "a long password"}).status_code == 201
+    key = signup.post("/api/v1/api-keys", json={"name": "test"},
+                      headers={"X-CSRF-Token": signup.cookies["imagebooth_csrf"]}).json()["key"]
+    signup.close()
+    if paid_credits:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("IMAGEBOOTH_")}
+        env.update({"IMAGEBOOTH_ENV": "test", "IMAGEBOOTH_DATA_DIR": str(server.log_path.parent / "data")})
+        subprocess.run([sys.executable, "-m", "app.cli", "credits", "grant", email, str(paid_credits)], cwd=REPO_ROOT,
+                       env=env, check=True, timeout=60, capture_output=True)
+    return httpx.Client(base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {key}"})
+
+
 @pytest.fixture
 def sign_up(server: Server):
     """Sign a browser up through the signup page; returns the email."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from datetime import datetime
 
 import pytest
 from playwright.sync_api import expect
@@ -177,22 +178,47 @@ def test_rate_limited_says_when_to_retry(page, sign_up, screenshot) -> None:
     screenshot(page, "create-rate-limited")
 
 
-def _queue_behind_and_cancel(browser, server, sign_up, screenshot) -> None:
+def test_a_queued_picture_shows_its_place_and_estimated_wait(page, server, sign_up, screenshot) -> None:
+    from tests.pages.conftest import api_user
+
+    # 1. a premium user's long jobs hold the inference worker, once a first job measured its pace
+    with api_user(server, paid_credits=2000) as premium:
+        first = premium.post("/api/v1/generations", json={"prompt": "a red circle"}).json()["id"]
+        views = (premium.get(f"/api/v1/generations/{first}", params={"wait": 20}).json() for _ in range(30))
+        assert next(view for view in views if view["status"] not in ("queued", "running"))["status"] == "succeeded"
+        long_jobs = [premium.post("/api/v1/generations", json={"prompt": "a long one", "n": 8, "steps": 100}).json()["id"]
+                     for _ in range(2)]  # the server's rate limit allows 3 submissions a minute
+        # 2. a free user's picture waits behind them: its place and the estimated wait show
+        sign_up(page, "waiting")
+        page.get_by_label("Describe a picture").fill("a purple triangle")
+        page.get_by_label("Describe a picture").press("Enter")
+        expect(page.locator("#run-status")).to_have_text(re.compile(r"Waiting in line: position \d+ · about \d+ s to wait"))
+        expect(page.locator("#free-remaining")).to_have_text(str(FREE_DAILY_CREDITS - 1))
+        screenshot(page, "create-queued")
+        # 3. Cancel gives the credits back
+        page.get_by_role("button", name="Cancel").click()
+        expect(page.locator("#run-status")).to_contain_text("Canceled")
+        expect(page.locator("#free-remaining")).to_have_text(str(FREE_DAILY_CREDITS))
+        expect(page.locator("#cancel")).to_be_hidden()
+        expect(page.locator("#generate")).to_be_enabled()
+        for job_id in long_jobs:
+            premium.post(f"/api/v1/generations/{job_id}/cancel")
+
+
+def _generate_during_the_finetune(browser, server, sign_up, screenshot) -> str:
+    """Another user's picture, made while the fine-tune trains (`serve` runs a worker per
+    queue); returns when it finished."""
     context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     other = context.new_page()
     try:
-        sign_up(other, "waiting")
+        sign_up(other, "meanwhile")
         other.get_by_label("Describe a picture").fill("a purple triangle")
         other.get_by_label("Describe a picture").press("Enter")
-        expect(other.locator("#run-status")).to_have_text(re.compile(r"Waiting in line: position \d+"))
-        expect(other.locator("#free-remaining")).to_have_text(str(FREE_DAILY_CREDITS - 1))
-        screenshot(other, "create-queued")
-        other.get_by_role("button", name="Cancel").click()
-        expect(other.locator("#run-status")).to_contain_text("Canceled")
-        expect(other.locator("#free-remaining")).to_have_text(str(FREE_DAILY_CREDITS))
-        expect(other.locator("#cancel")).to_be_hidden()
-        expect(other.locator("#generate")).to_be_enabled()
+        expect(other.locator("#grid img")).to_have_count(1, timeout=JOB_TIMEOUT_MS)
+        screenshot(other, "create-during-finetune")
+        job_id = re.search(r"job=(\w+)", other.url).group(1)
+        return other.evaluate("async (id) => (await (await fetch('/api/v1/generations/' + id)).json()).finished_at", job_id)
     finally:
         context.close()
 
@@ -239,9 +265,8 @@ def test_personalize_upload_finetune_and_status(page, browser, server, sign_up, 
     page.wait_for_url(re.compile(r"/finetunes/[^/]+$"))
     expect(page.locator("#subject-name")).to_contain_text("Smiley")
     expect(page.locator("#phase")).not_to_have_text("…")
-    # (meanwhile another user's generation waits behind the fine-tune: its position shows,
-    # and Cancel gives the credits back)
-    _queue_behind_and_cancel(browser, server, sign_up, screenshot)
+    # (meanwhile another user's generation does not wait for the fine-tune: it is done first)
+    picture_done = _generate_during_the_finetune(browser, server, sign_up, screenshot)
     page.wait_for_function("document.getElementById('finetune').dataset.phase !== 'queued'", timeout=FINETUNE_TIMEOUT_MS)
     screenshot(page, "finetune-running")
     expect(page.locator("#validation img").first).to_be_visible(timeout=FINETUNE_TIMEOUT_MS)
@@ -253,6 +278,9 @@ def test_personalize_upload_finetune_and_status(page, browser, server, sign_up, 
     expect(page.locator("#checkpoint-rows tr")).to_have_count(2)
     expect(page.locator("#checkpoint-rows tr.chosen")).to_contain_text("60")
     expect(page.locator("#checkpoint-rows tr").first).to_contain_text("drift from base")
+    finetune_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    finetune_done = page.evaluate("async (id) => (await (await fetch('/api/v1/finetunes/' + id)).json()).finished_at", finetune_id)
+    assert datetime.fromisoformat(picture_done) < datetime.fromisoformat(finetune_done)
 
     # 4. generate with this subject: the prompt carries the token, the model is chosen
     use = page.get_by_role("link", name="Generate with this subject")
