@@ -72,7 +72,7 @@ def test_batched_jobs_keep_their_own_progress_pictures_parameters_and_charges(wo
     starts = [_free(client) for client, _ in submitted]
     finals = [wait_final(client, job_id) for client, job_id in submitted]
     assert len(_batch_of(db, [job_id for _, job_id in submitted])) == 1, worker.log()[-3000:]  # one batch
-    for (client, job_id), (body, seen), fields, start in zip(submitted, finals, jobs, starts, strict=True):
+    for (client, _), (body, seen), fields, start in zip(submitted, finals, jobs, starts, strict=True):
         assert body["status"] == "succeeded", body
         progress = [view["progress"] for view in seen]
         assert progress == sorted(progress) and progress[-1] == 1
