@@ -80,14 +80,20 @@ def run(jobs: list[JobRun]) -> str:
         return "failed"
     # 2. one engine run for the batch; progress and the cancel check are each job's own
     members = [BatchMember(_request(spec), on_progress=_progress_of(job), stopped=job.stopped) for job, spec in batch]
+    engine_started = time.perf_counter()
     results = generate_batch(_model_ref(batch[0][1]), members)
     # 3. the PNGs, then 4. each outcome: they count only if the job is still ours
+    stored = time.perf_counter()
     made = [(job, spec, _store_pngs(spec, job.attempt, result)) for (job, spec), result in zip(batch, results, strict=True)
             if result is not None]
     pace = _image_step_s(time.perf_counter() - started, results)
+    recorded = time.perf_counter()
     for job, spec, images in made:
         if not job.succeed(functools.partial(runs.record_images, spec=spec, images=images), image_step_s=pace):
             _remove_files(images)
+    log.info("batch of %d jobs: specs %.0f ms, engine %.0f ms, PNGs %.0f ms, outcomes %.0f ms", len(jobs),
+             1e3 * (engine_started - started), 1e3 * (stored - engine_started), 1e3 * (recorded - stored),
+             1e3 * (time.perf_counter() - recorded))
     return f"batch of {len(jobs)}: {len(made)} succeeded"
 
 
@@ -186,8 +192,10 @@ def _prepare_process(pool_processes: int) -> None:
 def _warm_batch_sizes(model: ModelRef, sizes: range) -> None:
     from workers.engine.batching import warm_batch_sizes
 
+    started = time.perf_counter()
     try:
         warm_batch_sizes(model, sizes)
+        log.info("batch sizes %d-%d warm in %.1fs", sizes.start, sizes.stop - 1, time.perf_counter() - started)
     except Exception:  # a job of that size compiles it then
         log.exception("could not warm batch sizes %s", list(sizes))
 
