@@ -2,16 +2,19 @@
 
 Nearly every request has the same (empty) negative prompt, and a busy service sees the same
 prompts again and again (a prompt list, "again" on the page, one user's flood); each is one
-text-encoder pass that a hit skips. The key names the model (base and personal folder) and
-the backend that encoded it, since a personal model's text encoder, or another backend's
-precision, gives other embeddings for the same text. `stats` counts hits and misses and the
-time the misses took, so the saving is measured, not guessed (bench/throughput.py prints it).
+text-encoder pass that a hit skips. The key names the loaded text encoder that made an entry
+(`encoder`: the backend object, tracked weakly and numbered once, so an entry can never outlive
+its model into another one's) and the model (`model_key`: a personal model's folder where its
+adapter changes the shared text encoder), and the text. `stats` counts hits and misses and
+the time the misses took, so the saving is measured, not guessed (bench/throughput.py).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -37,12 +40,17 @@ class EmbeddingCache:
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = capacity
         self.stats = CacheStats()
-        self._entries: OrderedDict[tuple[Hashable, str], torch.Tensor] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, Hashable, str], torch.Tensor] = OrderedDict()
+        self._encoders: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
+        self._numbers = itertools.count()
         self._lock = threading.Lock()
 
-    def get(self, model_key: Hashable, text: str, encode: Callable[[str], torch.Tensor]) -> torch.Tensor:
-        key = (model_key, text)
+    def get(self, encoder: object, model_key: Hashable, text: str, encode: Callable[[str], torch.Tensor]) -> torch.Tensor:
         with self._lock:
+            number = self._encoders.get(encoder)
+            if number is None:
+                number = self._encoders[encoder] = next(self._numbers)
+            key = (number, model_key, text)
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)

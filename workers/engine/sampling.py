@@ -111,8 +111,9 @@ def _embed(loaded: LoadedPipeline, backend: Backend, text: str) -> torch.Tensor:
     # (adapters.py), so it shares the base's entries
     text_backend = getattr(backend, "text_backend", backend)
     shares_base = text_backend is getattr(backend, "base", None)
-    model_key = (str(loaded.ref.base), "" if shares_base else str(loaded.ref.personal or ""), text_backend.name)
-    return prompt_embeddings.get(model_key, text, lambda words: backend.encode_text(*_tokens(loaded.pipe, words)))
+    model_key = "" if shares_base else str(loaded.ref.personal or "")
+    return prompt_embeddings.get(text_backend, model_key, text,
+                                 lambda words: backend.encode_text(*_tokens(loaded.pipe, words)))
 
 
 @dataclass

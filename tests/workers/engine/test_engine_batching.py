@@ -92,17 +92,22 @@ def test_prompt_embeddings_are_encoded_once_per_model_and_text(loaded):
 
 
 def test_the_embedding_cache_forgets_the_least_recently_used_and_keys_by_model():
+    class Encoder:  # a loaded text encoder (a backend)
+        pass
+
     cache = EmbeddingCache(capacity=2)
     made: list[tuple[str, str]] = []
 
     def encoder(model: str):
         return lambda text: made.append((model, text)) or np.zeros(1)
 
-    cache.get("base", "a", encoder("base"))
-    cache.get("base", "b", encoder("base"))
-    cache.get("base", "a", encoder("base"))  # a is now the most recent
-    cache.get("base", "c", encoder("base"))  # evicts b
-    cache.get("personal", "a", encoder("personal"))  # another model: its own entry
-    cache.get("base", "b", encoder("base"))
-    assert made == [("base", "a"), ("base", "b"), ("base", "c"), ("personal", "a"), ("base", "b")]
+    base = Encoder()
+    cache.get(base, "", "a", encoder("base"))
+    cache.get(base, "", "b", encoder("base"))
+    cache.get(base, "", "a", encoder("base"))  # a is now the most recent
+    cache.get(base, "", "c", encoder("base"))  # evicts b
+    cache.get(base, "personal", "a", encoder("personal"))  # an adapter on that encoder: its own entry
+    cache.get(base, "", "b", encoder("base"))
+    cache.get(Encoder(), "", "b", encoder("reloaded"))  # another loaded encoder never sees base's entries
+    assert made == [("base", "a"), ("base", "b"), ("base", "c"), ("personal", "a"), ("base", "b"), ("reloaded", "b")]
     assert len(cache) == 2 and cache.stats.hits == 1
