@@ -14,9 +14,9 @@ per process, with every batch size up to the largest compiled.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
+import math
 import os
 import threading
 import time
@@ -31,7 +31,7 @@ from app.config import get_settings
 from app.db import session_scope
 from app.generation import runs, scheduling
 from app.jobs.kinds import GENERATION, INFERENCE_QUEUE
-from app.jobs.running import JobRun, JobStopped
+from app.jobs.running import JobRun, report_together, succeed_together
 from workers.celery_app import app
 from workers.engine import (
     GenerationRequest,
@@ -78,18 +78,20 @@ def run(jobs: list[JobRun]) -> str:
     batch = [(job, spec) for job, spec in zip(jobs, _specs(jobs), strict=True) if spec is not None]
     if not batch:
         return "failed"
-    # 2. one engine run for the batch; progress and the cancel check are each job's own
-    members = [BatchMember(_request(spec), on_progress=_progress_of(job), stopped=job.stopped) for job, spec in batch]
+    # 2. one engine run for the batch: every job's progress, and with it its cancel check, in
+    #    one write per progress interval; a canceled job leaves at the next step
+    members = [BatchMember(_request(spec), stopped=_lost_of(job)) for job, spec in batch]
     engine_started = time.perf_counter()
-    results = generate_batch(_model_ref(batch[0][1]), members)
+    results = generate_batch(_model_ref(batch[0][1]), members, _Progress([job for job, _ in batch]))
     # 3. the PNGs, then 4. each outcome: they count only if the job is still ours
     stored = time.perf_counter()
     made = [(job, spec, _store_pngs(spec, job.attempt, result)) for (job, spec), result in zip(batch, results, strict=True)
             if result is not None]
     pace = _image_step_s(time.perf_counter() - started, results)
     recorded = time.perf_counter()
-    for job, spec, images in made:
-        if not job.succeed(functools.partial(runs.record_images, spec=spec, images=images), image_step_s=pace):
+    outcomes = [(job, functools.partial(runs.record_images, spec=spec, images=images)) for job, spec, images in made]
+    for (_, _, images), ours in zip(made, succeed_together(outcomes, image_step_s=pace), strict=True):
+        if not ours:
             _remove_files(images)
     log.info("batch of %d jobs: specs %.0f ms, engine %.0f ms, PNGs %.0f ms, outcomes %.0f ms", len(jobs),
              1e3 * (engine_started - started), 1e3 * (stored - engine_started), 1e3 * (recorded - stored),
@@ -98,26 +100,37 @@ def run(jobs: list[JobRun]) -> str:
 
 
 def _specs(jobs: list[JobRun]) -> list[runs.JobSpec | None]:
-    """Each claimed job's parameters, or None after recording why it cannot run."""
-    specs: list[runs.JobSpec | None] = []
-    for job in jobs:
-        try:
-            with session_scope() as session:
+    """Each claimed job's parameters (one read for all), or None after recording why it cannot run."""
+    found: list[runs.JobSpec | Exception] = []
+    with session_scope() as session:
+        for job in jobs:
+            try:
                 spec = runs.spec_of(session, job.job_id)
-            check_request(_request(spec))
-            specs.append(spec)
-        except (ModelNotFound, RequestError) as exc:
-            job.fail(readable_error(exc, FAILURE, KNOWN_ERRORS))
-            specs.append(None)
-    return specs
+                check_request(_request(spec))
+                found.append(spec)
+            except (ModelNotFound, RequestError) as exc:
+                found.append(exc)
+    for job, item in zip(jobs, found, strict=True):
+        if isinstance(item, Exception):
+            job.fail(readable_error(item, FAILURE, KNOWN_ERRORS))
+    return [item if isinstance(item, runs.JobSpec) else None for item in found]
 
 
-def _progress_of(job: JobRun):
-    def report(step: int, total: int) -> None:
-        # canceled (or no longer ours): its `stopped` then takes it out of the batch
-        with contextlib.suppress(JobStopped):
-            job.report(progress=DENOISE_SHARE * step / total)
-    return report
+class _Progress:
+    """The batch's progress: every job's in one write, at most once per the kind's interval."""
+
+    def __init__(self, jobs: list[JobRun]) -> None:
+        self.jobs, self.last = jobs, -math.inf
+
+    def __call__(self, step: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= GENERATION.progress_every_s:
+            self.last = now
+            report_together(self.jobs, progress=DENOISE_SHARE * step / total)
+
+
+def _lost_of(job: JobRun):
+    return lambda: job.lost  # set by the batch's progress write (a cancel) or the heartbeat
 
 
 def _image_step_s(seconds: float, results: list[GenerationResult | None]) -> float | None:

@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,41 +108,88 @@ class JobRun:
         return state[0] if state else None
 
     # --- the outcome ------------------------------------------------------------------
-    def succeed(self, record: Callable[[Session], None] | None = None, **values: Any) -> bool:
+    def succeed(self, record: Record | None = None, **values: Any) -> bool:
         """Record what the job made (`record`, in the same transaction) and end it; False,
         with nothing recorded, when it is no longer ours."""
-        return self._finish(JobStatus.SUCCEEDED, record, progress=1.0, error=None, **values)
+        return succeed_together([(self, record)], **values)[0]
 
     def fail(self, message: str) -> bool:
-        return self._finish(JobStatus.FAILED, None, error=message)
+        return _finish_together([(self, None)], JobStatus.FAILED, error=message)[0]
 
-    def _finish(self, status: JobStatus, record: Callable[[Session], None] | None, **values: Any) -> bool:
-        """The outcome, retried through a database outage of up to OUTCOME_RETRY_S (the work
-        is done; redoing it would cost more). Past that the error propagates and the job, still
-        running with no heartbeat, is the reconciler's."""
-        deadline, delay = self.clock() + OUTCOME_RETRY_S, 0.25
-        while True:
-            try:
-                return self._finish_once(status, record, **values)
-            except DATABASE_ERRORS as exc:
-                if self.clock() + delay > deadline:
-                    raise
-                log.warning("%s %s: outcome not written yet (%s); retrying", self.kind.name, self.job_id,
-                            type(exc).__name__)
-                time.sleep(delay)
-                delay = min(2 * delay, OUTCOME_RETRY_MAX_DELAY_S)
 
-    def _finish_once(self, status: JobStatus, record: Callable[[Session], None] | None, **values: Any) -> bool:
+Record = Callable[[Session], None]
+
+
+# --- several jobs at once (a batch): one transaction each time ----------------------------
+def report_together(runs: list[JobRun], **values: Any) -> None:
+    """Progress (and heartbeat) of several running jobs in one transaction, each write
+    conditional on its attempt, which is also their cancel check: a job no longer ours is
+    marked lost. A database outage skips the report (the next one tries again)."""
+    live = [run for run in runs if not run.lost]
+    try:
         with session_scope() as session:
-            if record is not None:
-                record(session)  # first: the job's row may refer to what it records
-            if lifecycle.finish(session, self.kind, self.job_id, status, attempt=self.attempt, **values):
-                return True
+            ours = [repository.transition(session, run.kind.model, run.job_id, repository.RUNNING, run.attempt,
+                                          heartbeat_at=utcnow(), **values) for run in live]
+    except DATABASE_ERRORS as exc:
+        log.warning("progress of %d jobs not written (%s)", len(live), type(exc).__name__)
+        return
+    for run, still in zip(live, ours, strict=True):
+        run.lost = not still
+        if still:
+            run.kind.announce(run.job_id)
+
+
+def succeed_together(outcomes: Sequence[tuple[JobRun, Record | None]], **values: Any) -> list[bool]:
+    """Record what each job made and end it, all in one transaction; per job, False (with
+    nothing of it recorded) when it is no longer ours."""
+    return _finish_together(outcomes, JobStatus.SUCCEEDED, progress=1.0, error=None, **values)
+
+
+def _finish_together(outcomes: Sequence[tuple[JobRun, Record | None]], status: JobStatus, **values: Any) -> list[bool]:
+    """The outcomes, retried through a database outage of up to OUTCOME_RETRY_S (the work
+    is done; redoing it would cost more). Past that the error propagates and the jobs, still
+    running with no heartbeat, are the reconciler's."""
+    clock = outcomes[0][0].clock
+    deadline, delay = clock() + OUTCOME_RETRY_S, 0.25
+    while True:
+        try:
+            return _finish_once(outcomes, status, values)
+        except DATABASE_ERRORS as exc:
+            if clock() + delay > deadline:
+                raise
+            log.warning("%d outcome(s) not written yet (%s); retrying", len(outcomes), type(exc).__name__)
+            time.sleep(delay)
+            delay = min(2 * delay, OUTCOME_RETRY_MAX_DELAY_S)
+
+
+def _finish_once(outcomes: Sequence[tuple[JobRun, Record | None]], status: JobStatus, values: dict[str, Any]) -> list[bool]:
+    """One transaction for all; a job found no longer ours rolls it back (its records with
+    it), drops out, and the rest go again without it."""
+    ended = {run.job_id: False for run, _ in outcomes}
+    pending = list(outcomes)
+    while pending:
+        with session_scope() as session:
+            lost = _record_and_finish(session, pending, status, values)
+            if lost is None:
+                ended.update((run.job_id, True) for run, _ in pending)
+                break
             session.rollback()  # record nothing
             # A retry after a commit whose answer was lost finds its own outcome there.
-            ours = repository.attempt_state(session, self.kind.model, self.job_id) == (status, self.attempt)
-        self.lost = not ours
-        return ours
+            ended[lost.job_id] = repository.attempt_state(session, lost.kind.model, lost.job_id) == (status, lost.attempt)
+        lost.lost = not ended[lost.job_id]
+        pending = [(run, record) for run, record in pending if run is not lost]
+    return [ended[run.job_id] for run, _ in outcomes]
+
+
+def _record_and_finish(session: Session, outcomes: Sequence[tuple[JobRun, Record | None]], status: JobStatus,
+                       values: dict[str, Any]) -> JobRun | None:
+    """Each job's records, then its final state; the first job that is not ours any more, or None."""
+    for run, record in outcomes:
+        if record is not None:
+            record(session)  # first: the job's row may refer to what it records
+        if not lifecycle.finish(session, run.kind, run.job_id, status, attempt=run.attempt, **values):
+            return run
+    return None
 
 
 class Heartbeats:

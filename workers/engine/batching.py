@@ -1,7 +1,7 @@
 """Several requests in one UNet batch: the worker's call for a batch of jobs.
 
-    members = [BatchMember(request, on_progress=..., stopped=...), ...]
-    results = generate_batch(ModelRef(base=...), members)   # one result per member, None if it stopped
+    members = [BatchMember(request, stopped=...), ...]
+    results = generate_batch(ModelRef(base=...), members, on_step)   # per member; None if it stopped
 
 Requests share a batch when one UNet call can serve them all: the same model (base and
 personal part), profile, size, sampler, steps and guidance (`batch_key`); prompts, negative
@@ -28,7 +28,6 @@ from workers.engine.sampling import ProgressCallback, SamplingPlan, make_lane, p
 @dataclass(frozen=True)
 class BatchMember:
     request: GenerationRequest
-    on_progress: ProgressCallback | None = None
     # Asked after every step; True once the member's job is canceled: it leaves the batch.
     stopped: Callable[[], bool] = lambda: False
 
@@ -38,8 +37,10 @@ def batch_key(plan: SamplingPlan) -> tuple:
     return plan.steps, plan.guidance_scale, plan.sampler, plan.width, plan.height
 
 
-def generate_batch(model: ModelRef, members: list[BatchMember]) -> list[GenerationResult | None]:
-    """Load (or find warm) `model` and run every member's request in shared UNet calls.
+def generate_batch(model: ModelRef, members: list[BatchMember],
+                   on_step: ProgressCallback | None = None) -> list[GenerationResult | None]:
+    """Load (or find warm) `model` and run every member's request in shared UNet calls;
+    `on_step(step, steps)` after each step (progress for the whole batch).
 
     Raises RequestError for a member's invalid request and ValueError when the members
     cannot share a batch: the caller groups them (app/generation/scheduling.py)."""
@@ -51,14 +52,15 @@ def generate_batch(model: ModelRef, members: list[BatchMember]) -> list[Generati
     started = time.perf_counter()
     loaded = get_pipeline(model, profiles.pop())
     load_s = time.perf_counter() - started
-    results = run_batch(loaded, members)
+    results = run_batch(loaded, members, on_step)
     for result in results:
         if result is not None:
             result.timing = dataclasses.replace(result.timing, load_s=load_s, total_s=result.timing.total_s + load_s)
     return results
 
 
-def run_batch(loaded: LoadedPipeline, members: list[BatchMember]) -> list[GenerationResult | None]:
+def run_batch(loaded: LoadedPipeline, members: list[BatchMember],
+              on_step: ProgressCallback | None = None) -> list[GenerationResult | None]:
     """Every member's request on a loaded pipeline, in shared UNet and decoder calls."""
     # 1. plans (defaults filled in) that must agree on the batch key
     plans = [plan_request(loaded, member.request) for member in members]
@@ -69,10 +71,10 @@ def run_batch(loaded: LoadedPipeline, members: list[BatchMember]) -> list[Genera
     started = time.perf_counter()
     with loaded.session():  # the shared base held, with the batch's one adapter active
         with torch.inference_mode():
-            lanes = [make_lane(loaded, backend, plan, member.on_progress, member.stopped)
+            lanes = [make_lane(loaded, backend, plan, stopped=member.stopped)
                      for member, plan in zip(members, plans, strict=True)]
         encode_s = time.perf_counter() - started
-        timing = sample_lanes(loaded, backend, lanes)
+        timing = sample_lanes(loaded, backend, lanes, on_step=on_step)
     timing = dataclasses.replace(timing, encode_s=encode_s, total_s=encode_s + timing.total_s)
     batch_images = sum(lane.rows for lane in lanes)
     return [result_of(loaded, lane.plan, lane.images, timing, backend.name, batch_images) if lane.active else None

@@ -199,11 +199,13 @@ def _batch_embeddings(lanes: list[Lane]) -> torch.Tensor:
     return torch.cat([lane.uncond for lane in lanes if lane.uncond is not None] + conds)
 
 
-def denoise(backend: Backend, lanes: list[Lane]) -> None:
+def denoise(backend: Backend, lanes: list[Lane], on_step: ProgressCallback | None = None) -> None:
     """4. Walk the (shared) timesteps; one UNet call per step serves every active lane.
 
-    Latents stay fp32 whatever the UNet's dtype. After each step a lane reports progress
-    (an exception raised there stops the whole run) and is asked whether it has stopped."""
+    Latents stay fp32 whatever the UNet's dtype. After each step every lane reports its
+    progress, then `on_step` hears of the step (one call for the batch: its jobs' reports
+    in one write), then each lane is asked whether it has stopped. An exception raised from
+    a report stops the whole run."""
     plan = lanes[0].plan
     timesteps = lanes[0].scheduler.timesteps
     extra_of = (lambda lane: {"generator": lane.generators}) if needs_generators(plan.sampler) else (lambda lane: {})
@@ -221,6 +223,9 @@ def denoise(backend: Backend, lanes: list[Lane]) -> None:
             lane.latents = lane.scheduler.step(lane_noise, t, lane.latents, return_dict=False, **extra_of(lane))[0]
             if lane.on_progress is not None:
                 lane.on_progress(index + 1, len(timesteps))
+        if on_step is not None:
+            on_step(index + 1, len(timesteps))
+        for lane in active:
             lane.active = not lane.stopped()
 
 
@@ -239,12 +244,13 @@ def make_lane(loaded: LoadedPipeline, backend: Backend, plan: SamplingPlan, on_p
     return Lane(plan, scheduler, cond, uncond, latents, generators, on_progress, stopped or (lambda: False))
 
 
-def sample_lanes(loaded: LoadedPipeline, backend: Backend, lanes: list[Lane], decode: bool = True) -> Timing:
+def sample_lanes(loaded: LoadedPipeline, backend: Backend, lanes: list[Lane], decode: bool = True,
+                 on_step: ProgressCallback | None = None) -> Timing:
     """Steps 4-5 for lanes made by make_lane (all of one batch_key); each active lane's
     pictures land in `lane.images`. Returns the batch's timing."""
     started = time.perf_counter()
     with torch.inference_mode():
-        denoise(backend, lanes)
+        denoise(backend, lanes, on_step)
         denoised = time.perf_counter()
         finished = [lane for lane in lanes if lane.active]
         if decode and finished:

@@ -46,12 +46,11 @@ def test_batched_requests_get_bitwise_the_pictures_they_get_alone_in_fp32(loaded
             assert np.array_equal(mine, theirs)
 
 
-def test_each_member_reports_its_own_progress(loaded):
-    calls: dict[int, list[tuple[int, int]]] = {0: [], 1: []}
-    members = [BatchMember(REQUESTS[k], on_progress=lambda step, total, k=k: calls[k].append((step, total)))
-               for k in (0, 1)]
-    run_batch(loaded, members)
-    assert calls[0] == calls[1] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+def test_the_batch_hears_of_every_step_before_its_members_are_asked_whether_they_stopped(loaded):
+    heard: list[tuple] = []
+    members = [BatchMember(REQUESTS[k], stopped=lambda k=k: heard.append(("stopped?", k)) and False) for k in (0, 1)]
+    run_batch(loaded, members, on_step=lambda step, total: heard.append((step, total)))
+    assert heard == [item for step in range(1, 5) for item in ((step, 4), ("stopped?", 0), ("stopped?", 1))]
 
 
 def test_a_stopped_member_leaves_the_batch_and_the_others_are_undisturbed(loaded):
