@@ -34,7 +34,11 @@ class WorkerHandle:
                 imagebooth_command("worker", "--queues", "inference", "--loglevel", "INFO"),
                 cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=self.env,
             )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()  # never left behind to answer the next session's pings on the same broker
+            raise
 
     def wait_ready(self) -> None:
         # The warm-up runs before the worker consumes, so a ping answered means warm.
