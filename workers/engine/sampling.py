@@ -112,8 +112,15 @@ def _embed(loaded: LoadedPipeline, backend: Backend, text: str) -> torch.Tensor:
     text_backend = getattr(backend, "text_backend", backend)
     shares_base = text_backend is getattr(backend, "base", None)
     model_key = "" if shares_base else str(loaded.ref.personal or "")
-    return prompt_embeddings.get(text_backend, model_key, text,
-                                 lambda words: backend.encode_text(*_tokens(loaded.pipe, words)))
+    return prompt_embeddings.get(text_backend, model_key, text, lambda words: _encode(loaded.pipe, backend, words))
+
+
+def _encode(pipe, backend: Backend, text: str) -> torch.Tensor:
+    hidden = backend.encode_text(*_tokens(pipe, text))
+    if not text and pipe.config.get("force_zeros_for_empty_prompt", False):
+        # SDXL was trained with zeros, not the empty prompt's encoding, as "no negative prompt"
+        return torch.zeros_like(hidden)
+    return hidden
 
 
 @dataclass

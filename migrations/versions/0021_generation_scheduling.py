@@ -1,7 +1,7 @@
 """generations: queue priority, fair-share start tag, measured seconds per picture-step
 
-Revision ID: 0020_generation_scheduling
-Revises: 0019_webhooks_prompt_lists
+Revision ID: 0021_generation_scheduling
+Revises: 0020_finetune_checkpoint_scores
 Create Date: 2026-12-02 07:00:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0020_generation_scheduling"
-down_revision: str | None = "0019_webhooks_prompt_lists"
+revision: str = "0021_generation_scheduling"
+down_revision: str | None = "0020_finetune_checkpoint_scores"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
