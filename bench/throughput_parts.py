@@ -79,14 +79,16 @@ def part_embedded(work: Path, model: Path) -> None:
                                  env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         url = _printed_url(serve)
-        with httpx.Client(base_url=url, timeout=120) as http:
-            _sign_up(http)
-            first = _generate(http)  # a new user's first picture (the worker warms up meanwhile)
+        # two new users: a free account has one job at a time, so the picture is another user's
+        with httpx.Client(base_url=url, timeout=120) as http, httpx.Client(base_url=url, timeout=120) as other:
+            _sign_up(http, "trainer")
+            _sign_up(other, "drawer")
+            first = _generate(other)  # a new user's first picture (the worker warms up meanwhile)
             finetune = _start_finetune(http)
             while (state := http.get(f"/api/v1/finetunes/{finetune}").json())["phase"] != "training":
                 assert state["status"] in ("queued", "running"), state
                 time.sleep(0.2)
-            during = _generate(http)
+            during = _generate(other)
             step = http.get(f"/api/v1/finetunes/{finetune}").json()
             http.post(f"/api/v1/finetunes/{finetune}/cancel", headers=_csrf(http))
         print("\n(e) embedded default (imagebooth serve, SQLite, filesystem broker): one picture while a fine-tune trains")
@@ -119,8 +121,8 @@ def _csrf(http: httpx.Client) -> dict[str, str]:
     return {"X-CSRF-Token": http.cookies["imagebooth_csrf"]}
 
 
-def _sign_up(http: httpx.Client) -> None:
-    http.post("/api/v1/auth/signup", json={"email": "new@bench.example", "password": "bench password"}).raise_for_status()
+def _sign_up(http: httpx.Client, name: str) -> None:
+    http.post("/api/v1/auth/signup", json={"email": f"{name}@bench.example", "password": "bench password"}).raise_for_status()
 
 
 def _generate(http: httpx.Client) -> tuple[float, float]:
