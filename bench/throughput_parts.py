@@ -85,7 +85,7 @@ def part_embedded(work: Path, model: Path) -> None:
             _sign_up(other, "drawer")
             first = _generate(other)  # a new user's first picture (the worker warms up meanwhile)
             finetune = _start_finetune(http)
-            while (state := http.get(f"/api/v1/finetunes/{finetune}").json())["phase"] != "training":
+            while (state := http.get(f"/api/v1/finetunes/{finetune}").json())["step"] < 20:  # well into training
                 assert state["status"] in ("queued", "running"), state
                 time.sleep(0.2)
             during = _generate(other)
