@@ -37,6 +37,7 @@ def _wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.xfail(strict=False, reason="known race (open): on a quiet machine the 30-step job can finish before the kill")
 def test_killed_worker_job_resumes_from_its_checkpoint_on_the_next_worker(
     client, create_subject, tmp_path, tiny_base_folder, env_override, db
 ) -> None:
