@@ -193,11 +193,6 @@ def guided_noise(backend: Backend, model_input, t, embeddings, guidance_scale: f
     return uncond + guidance_scale * (cond - uncond)
 
 
-def predict_noise(backend: Backend, scheduler, latents, t, embeddings, guidance_scale: float, uses_guidance: bool):
-    """One guided prediction of a single request's latents (embeddings [uncond; cond])."""
-    return guided_noise(backend, scheduler.scale_model_input(latents, t), t, embeddings, guidance_scale, uses_guidance)
-
-
 def _batch_embeddings(lanes: list[Lane]) -> torch.Tensor:
     """[uncond of every lane; cond of every lane], the layout guided_noise splits in two."""
     conds = [lane.cond for lane in lanes]

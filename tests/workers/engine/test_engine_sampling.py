@@ -9,7 +9,7 @@ import torch
 from workers.engine import GenerationRequest, generate
 from workers.engine.backends import TorchBackend
 from workers.engine.embeddings import prompt_embeddings
-from workers.engine.sampling import plan_request, predict_noise
+from workers.engine.sampling import guided_noise, plan_request
 from workers.engine.schedulers import make_scheduler
 
 
@@ -58,7 +58,8 @@ def test_batched_cfg_equals_two_separate_forwards(loaded):
     uncond = torch.randn((2, 16, 32), generator=generator)
     cond = torch.randn((2, 16, 32), generator=generator)
     with torch.inference_mode():
-        batched = predict_noise(TorchBackend(pipe, loaded.profile, loaded.device), scheduler, latents, t, torch.cat([uncond, cond]), 6.0, True)
+        batched = guided_noise(TorchBackend(pipe, loaded.profile, loaded.device), scheduler.scale_model_input(latents, t), t,
+                               torch.cat([uncond, cond]), 6.0, True)
         model_input = scheduler.scale_model_input(latents, t)
         noise_uncond = pipe.unet(model_input, t, encoder_hidden_states=uncond).sample
         noise_cond = pipe.unet(model_input, t, encoder_hidden_states=cond).sample
