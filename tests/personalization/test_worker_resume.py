@@ -37,7 +37,6 @@ def _wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.xfail(strict=False, reason="known race (open): on a quiet machine the 30-step job can finish before the kill")
 def test_killed_worker_job_resumes_from_its_checkpoint_on_the_next_worker(
     client, create_subject, tmp_path, tiny_base_folder, env_override, db
 ) -> None:
@@ -57,19 +56,23 @@ def test_killed_worker_job_resumes_from_its_checkpoint_on_the_next_worker(
         phases = []
 
         def checkpointed() -> bool:
+            # The file is looked at first and the kill follows it at once, with no request in
+            # between, so the job cannot reach its last step before the kill however fast it runs.
+            if checkpoint.exists():
+                return True
             status = client.get(f"/api/v1/finetunes/{job_id}").json()
             if not phases or phases[-1] != status["phase"]:
                 phases.append(status["phase"])
             assert status["status"] in ("queued", "running"), status
-            return checkpoint.exists() and status["step"] >= 6
+            return False
 
-        _wait_for(checkpointed, 300, "the first checkpoint")
+        _wait_for(checkpointed, 300, "the first checkpoint", interval=0.02)
         # 2. SIGKILL mid-training: no chance to requeue or clean up anything
         first.send_signal(signal.SIGKILL)
         first.wait()
         killed_at = client.get(f"/api/v1/finetunes/{job_id}").json()
-        assert killed_at["status"] == "running" and 0 < killed_at["step"] < STEPS
-        assert phases[0] in ("queued", "preparing") and "training" in phases
+        assert killed_at["status"] == "running" and killed_at["step"] < STEPS
+        assert phases[0] in ("queued", "preparing") and killed_at["phase"] == "training"
     finally:
         if first.poll() is None:
             first.kill()
@@ -89,7 +92,7 @@ def test_killed_worker_job_resumes_from_its_checkpoint_on_the_next_worker(
     assert done["status"] == "succeeded", (done, log[-3000:])
     entries = client.get("/api/v1/credits/ledger").json()["items"]
     assert sum(e["amount"] for e in entries if e["reference"] == f"finetune:{job_id}") == -done["cost"]  # once
-    assert done["attempts"] == 2 and done["resumed_from_step"] > 5, done  # not step 0
+    assert done["attempts"] == 2 and done["resumed_from_step"] >= 5, done  # not step 0
     assert f"fine-tune {job_id} resumed at step {done['resumed_from_step']}" in log
     model = db.get(TrainedModel, done["model_id"])
     assert model.token == subject["token"] and (storage.resolve(model.path) / "unet").is_dir()

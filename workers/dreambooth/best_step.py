@@ -96,6 +96,8 @@ class CheckpointScorer(Callback):
         self.on_scores = on_scores
 
     def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.global_rank != 0:  # only the first process scores (and writes the score files)
+            return
         for probe in self.probes:
             if hasattr(probe, "remember_base"):
                 self._remember_base(probe, trainer.global_step)

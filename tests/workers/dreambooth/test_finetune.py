@@ -115,7 +115,6 @@ def test_sigkilled_run_resumes_from_its_checkpoint(tiny_base, photos, tmp_path):
     assert (out / "unet").is_dir()
 
 
-@pytest.mark.xfail(strict=True, reason="known regression (open, issue 17): two-process DDP fails since exact resume's seeding/loader generator landed; rank 1 dies")
 def test_ddp_with_two_cpu_processes(tiny_base, photos, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "IMAGEBOOTH_DATA_DIR": str(tmp_path / "data")}
     config = tmp_path / "ddp.yaml"
