@@ -205,10 +205,11 @@
   }
 
   // Premium work first, then users in turns: the position is the worker's own order, and the
-  // estimate comes from the worker's measured pace (none until it has measured a batch).
+  // estimate comes from the worker's measured pace. No pace means no batch has run yet: a fresh
+  // install, whose worker first prepares (compiles) the model, which takes a minute or two.
   function waitingInLine(job) {
     const wait = job.estimated_wait_s;
-    const estimate = wait === null || wait === undefined ? ""
+    const estimate = wait === null || wait === undefined ? " · the first pictures wait while the worker prepares the model (a minute or two)"
       : wait < 1 ? " · starting in a moment" : " · about " + Math.ceil(wait) + " s to wait";
     return "Waiting in line: position " + job.queue_position + estimate;
   }
