@@ -107,7 +107,7 @@ def part_switch(cache, args, refs) -> None:
         started = time.perf_counter()
         cache.get(refs[k % len(refs)], args.profile)
         hits.append(time.perf_counter() - started)
-    layers = len(adapters._layers)
+    layers = adapters.layers
     print(f"  activate another adapter: median {statistics.median(switches) * 1e3:.2f} ms, "
           f"max {max(switches) * 1e3:.2f} ms ({layers} adapter layers)")
     print(f"  cache hit (get of a loaded model): median {statistics.median(hits) * 1e3:.3f} ms")
