@@ -12,7 +12,9 @@ OpenVINO-compiled one (openvino_backend.py), picked for the fast profile by a wa
 load (backend_choice.py); `result.backend` names it and the PNG parameters carry it.
 
 Importing this package is cheap (torch is imported, diffusers only on first load), and the
-web process never imports it (ARCHITECTURE.md rule 1).
+web process never imports it (ARCHITECTURE.md rule 1). A base served from a warm compile
+cache never reads its PyTorch modules (loading.TorchModules), so a worker start imports no
+diffusers model code, peft or transformers modelling code.
 """
 
 from workers.engine.inputs import GenerationRequest, GenerationResult, RequestError, Timing, check_request

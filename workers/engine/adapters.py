@@ -89,14 +89,22 @@ class AdapterSet:
     (2.35x the file per extra model, measured); this keeps about the weights themselves.
     """
 
-    def __init__(self, pipe, base_backend: Backend, torch_backend: TorchBackend, max_bytes: int):
-        self.pipe, self.base_backend, self.torch_backend = pipe, base_backend, torch_backend
+    def __init__(self, modules, base_backend: Backend, max_bytes: int):
+        self.modules, self.base_backend = modules, base_backend  # modules: loading.TorchModules
         self.max_bytes = max_bytes
         self.lock = threading.RLock()  # held for a whole run: the active adapter is shared state
         self._adapters: OrderedDict[str, Adapter] = OrderedDict()
         self._weights: dict[str, AdapterWeights] = {}
         self._layers: list = []  # the peft layers that have the slot
         self._active: str | None = None
+
+    @property
+    def pipe(self):  # the base's PyTorch modules are read with its first adapter
+        return self.modules.pipe
+
+    @property
+    def torch_backend(self) -> TorchBackend:
+        return self.modules.backend()
 
     @property
     def loaded(self) -> list[str]:

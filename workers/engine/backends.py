@@ -36,8 +36,8 @@ class Backend(Protocol):
 
 def decoder_input(latents: torch.Tensor, decoder_config) -> torch.Tensor:
     """Undo the latent scaling the decoder was trained with (a TAESD-style one has none)."""
-    latents = latents / decoder_config.scaling_factor
-    shift = getattr(decoder_config, "shift_factor", None)
+    latents = latents / decoder_config["scaling_factor"]
+    shift = decoder_config.get("shift_factor")
     return latents + shift if shift else latents
 
 

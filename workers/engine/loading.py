@@ -11,7 +11,10 @@ worker process loads each base model once per profile and keeps it. Personal mod
   part, any number cached within `adapter_cache_mb`, switched per run in milliseconds.
 
 Each loaded pipeline carries the backend that runs its networks (backends.py), chosen at
-load by backend_choice.
+load by backend_choice, and what the sampling loop needs besides (model_info.py). Its PyTorch
+modules (`TorchModules`) are read on first need: a worker whose compiled backend and A/B
+result are in the compile cache serves the base without them, and a PyTorch run, a LoRA or a
+full fine-tune reads them then.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from app.catalog.model_card import CARD_NAME, ModelDefaults, model_defaults
 from workers.engine.adapters import AdapterSet
 from workers.engine.backend_choice import BackendSettings, load_fast_decoder, prepare_base, prepare_personal
 from workers.engine.backends import Backend, TorchBackend
-from workers.engine.families import check_personal_base, is_sdxl, read_pipeline, torch_backend
-from workers.engine.profiles import DEFAULT_PROFILE, Profile, pick_device, resolve_profile
+from workers.engine.families import check_personal_base, is_sdxl, model_kind, read_pipeline, torch_backend
+from workers.engine.model_info import ModelInfo
+from workers.engine.profiles import DEFAULT_PROFILE, Profile, apply_profile, pick_device, resolve_profile
 
 logger = logging.getLogger(__name__)
 
@@ -51,21 +55,76 @@ class ModelRef:
     name: str | None = None  # shown in PNG metadata ("Model: ..."); see LoadedPipeline
 
 
+class TorchModules:
+    """A model's PyTorch side: its diffusers pipeline, prepared for the profile, and the
+    TorchBackend on it; read from disk on first need.
+
+    Until the profile is applied, `fp32()` hands out the weights as read: what the compiled
+    backend exports from (and a base compiling from cold reads them once for both).
+    """
+
+    def __init__(self, path: Path, profile: Profile, device: torch.device, pipe=None, decoder=None):
+        self.path, self.profile, self.device = path, profile, device
+        self._read: tuple[Any, Any] | None = (pipe, decoder) if pipe is not None else None
+        self._backend: TorchBackend | None = None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def ready(cls, path: Path, backend: TorchBackend) -> TorchModules:
+        modules = cls(path, backend.profile, backend.device)
+        modules._backend = backend
+        return modules
+
+    @property
+    def loaded(self) -> bool:
+        return self._read is not None or self._backend is not None
+
+    def fp32(self) -> tuple[Any, Any]:
+        """(pipeline, fast decoder or None) as read, before the profile casts them."""
+        with self._lock:
+            if self._backend is not None:
+                raise RuntimeError(f"{self.path}: the profile has been applied; the weights as read are gone")
+            if self._read is None:
+                logger.info("reading the PyTorch modules of %s", self.path)
+                self._read = (read_pipeline(self.path, self.profile),
+                              load_fast_decoder(self.path, model_defaults(self.path).fast_decoder, self.profile))
+            return self._read
+
+    def backend(self) -> TorchBackend:
+        with self._lock:
+            if self._backend is None:
+                pipe, decoder = self.fp32()
+                apply_profile(pipe, self.profile, self.device)
+                if decoder is not None:
+                    decoder.to(device=self.device, dtype=self.profile.vae_dtype).requires_grad_(False)
+                self._backend, self._read = torch_backend(pipe, self.profile, self.device, decoder), None
+            return self._backend
+
+    @property
+    def pipe(self):
+        return self.backend().pipe
+
+
 @dataclass
 class LoadedPipeline:
     """A ready pipeline with the profile its weights were prepared for."""
 
-    pipe: Any  # diffusers.StableDiffusionPipeline
+    info: ModelInfo  # shapes, tokenizers, scheduler config: all the loop needs but the networks
+    modules: TorchModules  # the PyTorch modules, read on first need
     ref: ModelRef
     profile: Profile
     device: torch.device
     defaults: ModelDefaults  # the base model's sampling defaults and name
-    backend: Backend | None = None  # None: the pipeline's own modules (TorchBackend)
+    backend: Backend
     adapters: AdapterSet | None = None  # the base's adapters, when this pipeline shares its modules
     adapter: str | None = None  # the LoRA adapter this model runs with (None: the weights as loaded)
 
+    @property
+    def pipe(self):  # the diffusers pipeline (read now if it was not yet)
+        return self.modules.pipe
+
     def runner(self) -> Backend:
-        return self.backend if self.backend is not None else torch_backend(self.pipe, self.profile, self.device)
+        return self.backend
 
     def session(self) -> contextlib.AbstractContextManager:
         """Hold the shared base for one run, with this model's adapter (or none) active."""
@@ -89,14 +148,21 @@ class PersonalParts:
     lora_touches_text_encoder: bool
 
 
-def load_base_pipeline(path: Path, profile: Profile, device: torch.device,
-                       settings: BackendSettings | None = None) -> tuple[object, Backend]:
-    """Read a model folder or single file from disk (never the hub; families.read_pipeline),
-    prepare it for `profile`, and choose its backend (backend_choice.prepare_base)."""
-    pipe = read_pipeline(path, profile)
-    decoder = load_fast_decoder(path, model_defaults(path).fast_decoder, profile)
-    backend = prepare_base(pipe, profile, device, settings or BackendSettings(), decoder)
-    return pipe, backend
+def load_base(path: Path, profile: Profile, device: torch.device,
+              settings: BackendSettings | None = None) -> tuple[ModelInfo, TorchModules, Backend]:
+    """A base model from disk (never the hub): its info, its (lazy) PyTorch modules and the
+    backend chosen for `profile` (backend_choice.prepare_base). A diffusers folder's info is
+    read from its files; a single file's from the pipeline diffusers builds of it."""
+    fast_decoder = model_defaults(path).fast_decoder if profile.fast_decoder else None
+    if model_kind(path).single_file:
+        modules = TorchModules(path, profile, device)
+        info = ModelInfo.of_pipeline(*modules.fp32())
+    else:
+        decoder_folder = path / fast_decoder if fast_decoder and (path / fast_decoder / "config.json").exists() else None
+        info = ModelInfo.of_folder(path, decoder_folder)
+        modules = TorchModules(path, profile, device)
+    backend = prepare_base(info, modules, profile, device, settings or BackendSettings())
+    return info, modules, backend
 
 
 def inspect_personal_folder(folder: Path) -> PersonalParts:
@@ -203,12 +269,10 @@ class PipelineCache:
         key = (path, profile.name)
         if key not in self._bases:
             logger.info("loading base model %s for profile %s", path, profile.name)
-            pipe, backend = load_base_pipeline(path, profile, self.device, self.backend)
-            defaults = model_defaults(path)
-            on_torch = backend if isinstance(backend, TorchBackend) else torch_backend(pipe, profile, self.device)
-            adapters = AdapterSet(pipe, backend, on_torch, self._adapter_budget())
-            self._bases[key] = LoadedPipeline(pipe, ModelRef(base=path), profile, self.device, defaults, backend,
-                                              adapters)
+            info, modules, backend = load_base(path, profile, self.device, self.backend)
+            adapters = AdapterSet(modules, backend, self._adapter_budget())
+            self._bases[key] = LoadedPipeline(info, modules, ModelRef(base=path), profile, self.device,
+                                              model_defaults(path), backend, adapters)
         return self._bases[key]
 
     def _adapter_budget(self) -> int:
@@ -226,8 +290,9 @@ class PipelineCache:
         else:
             logger.info("loading personal model %s on %s", folder, base.ref.base)
             pipe, owned = load_personal_pipeline(base, folder, parts)
-            backend = prepare_personal(base.runner(), pipe, base.profile, self.device, owned, self.backend)
-            self._personal[key] = dataclasses.replace(base, pipe=pipe, backend=backend)
+            backend, on_torch = prepare_personal(base.runner(), base.modules.backend(), base.info, pipe, folder,
+                                                 base.profile, self.device, owned, self.backend)
+            self._personal[key] = dataclasses.replace(base, modules=TorchModules.ready(folder, on_torch), backend=backend)
             self._evict()
         # shares the base's text encoder or UNet: its runs hold the base with no adapter active
         return dataclasses.replace(self._personal[key], ref=ref)

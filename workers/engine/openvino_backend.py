@@ -6,18 +6,22 @@ on its own with every dimension static, which is what pays on CPU (measured in t
 104 -> 74 ms per picture at batch 1 against a dynamic batch). Compiled blobs are written to the
 cache folder under a key made of the weights' hash, the shape, the precision, the OpenVINO
 version and the CPU's name, so a restarted worker imports them instead of converting and
-compiling again, and a personal model whose part is the base's (same weights) shares the blob.
+compiling again, and a personal model whose part is the base's (same files) shares the blob.
+The weights' key is the hash of the part's files (model_info.files_key), so a warm start
+finds its blobs without reading the weights into PyTorch.
 
 Precision: bf16 where the CPU has it natively (AVX512-BF16 / AMX), else fp32; OpenVINO's
 `INFERENCE_PRECISION_HINT` keeps the weights' maths in that precision with fp32 accumulation.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 
 from workers.engine.backends import decoder_input
+from workers.engine.model_info import ModelInfo, PartSource, files_key
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +42,6 @@ def openvino_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def weights_hash(module: torch.nn.Module) -> str:
-    """sha256 of every parameter and buffer (names, dtypes, shapes, bytes): the cache key."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        data = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}:{data.dtype}:{tuple(data.shape)}".encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
-    return digest.hexdigest()[:32]
 
 
 class _Unet(torch.nn.Module):
@@ -100,11 +95,12 @@ class CompiledPart:
     first dimension is the batch (the UNet's timestep is a scalar and has none).
     """
 
-    def __init__(self, name: str, wrapper: torch.nn.Module, example, cache_dir: Path, precision: str, threads: int):
+    def __init__(self, name: str, wrapper: Callable[[], torch.nn.Module], files: list[Path], example,
+                 cache_dir: Path, precision: str, threads: int):
         self.name, self.example, self.cache_dir = name, example, Path(cache_dir)
         self.precision, self.threads = precision, threads
-        self.weights = weights_hash(wrapper)
-        self._wrapper: torch.nn.Module | None = wrapper
+        self.weights = files_key(files)
+        self._wrapper: Callable[[], torch.nn.Module] | None = wrapper  # built only to export
         self._model = None
         # shape -> [infer request or None until compiled, its lock]: a shape compiling (the
         # worker warms batch sizes in the background) never holds up calls of other shapes
@@ -136,7 +132,9 @@ class CompiledPart:
         with torch.no_grad(), warnings.catch_warnings():
             # the tracer notes each shape check it freezes; the batch is the only free dimension
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            model = ov.convert_model(self._wrapper, example_input=tuple(example), input=shapes)
+            if self._wrapper is None:
+                raise RuntimeError(f"openvino {self.name}: {path.name} left the cache after the export")
+            model = ov.convert_model(self._wrapper().eval(), example_input=tuple(example), input=shapes)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.xml")
         ov.save_model(model, str(partial), compress_to_fp16=False)
@@ -178,7 +176,7 @@ class CompiledPart:
             return torch.from_numpy(entry[0].get_output_tensor(0).data.copy())
 
     def release_source(self) -> None:
-        """Export now if the cache has no IR yet, then drop the PyTorch module: the caller may
+        """Export now if the cache has no IR yet, then forget the PyTorch module: the caller may
         cast it to bf16 in place for the PyTorch backend, and the IR is all later shapes need."""
         if not self._ir_path().exists():
             self._ir()
@@ -215,29 +213,34 @@ def _precision() -> str:
     return "bf16" if cpu_has_native_bf16() else "f32"
 
 
-def compile_parts(pipe, names, cache_dir: Path, precision: str | None = None, decoder=None) -> dict[str, CompiledPart]:
-    """CompiledParts for `names` (of "text", "unet", "decoder") of a pipeline's fp32 modules.
+def _wrapped(wrapper_class, module: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    return wrapper_class(module())
 
-    Call before the modules are cast for the PyTorch backend: the export and the weights'
-    hash must see the fp32 weights.
+
+def compile_parts(info: ModelInfo, sources: dict[str, PartSource], cache_dir: Path,
+                  precision: str | None = None) -> dict[str, CompiledPart]:
+    """CompiledParts for `sources` (keyed "text", "unet", "decoder"), exported where the
+    cache has none yet.
+
+    Call before the modules are cast for the PyTorch backend: an export must see the fp32
+    weights.
     """
     precision = precision or _precision()
     threads = torch.get_num_threads()
-    tokens, width = pipe.tokenizer.model_max_length, pipe.text_encoder.config.hidden_size
-    config = pipe.unet.config
-    latent = (config.in_channels, config.sample_size, config.sample_size)
-    decoder = decoder if decoder is not None else pipe.vae
-    makers = {
-        "text": lambda: (_Text(pipe.text_encoder), lambda rows: [torch.zeros(rows, tokens, dtype=torch.int64)]),
-        "unet": lambda: (_Unet(pipe.unet), lambda rows: [torch.randn(rows, *latent), torch.tensor(999.0),
-                                                         torch.randn(rows, tokens, width)]),
-        "decoder": lambda: (_Decoder(decoder), lambda rows: [torch.randn(rows, decoder.config.latent_channels,
-                                                                         *latent[1:])]),
+    tokens, width = info.tokenizer.model_max_length, info.text_config["hidden_size"]
+    config = info.unet_config
+    latent = (config["in_channels"], config["sample_size"], config["sample_size"])
+    latent_channels = info.decoder_config["latent_channels"]
+    wrappers = {"text": _Text, "unet": _Unet, "decoder": _Decoder}
+    examples = {
+        "text": lambda rows: [torch.zeros(rows, tokens, dtype=torch.int64)],
+        "unet": lambda rows: [torch.randn(rows, *latent), torch.tensor(999.0), torch.randn(rows, tokens, width)],
+        "decoder": lambda rows: [torch.randn(rows, latent_channels, *latent[1:])],
     }
     parts = {}
-    for name in names:
-        wrapper, example = makers[name]()
-        part = CompiledPart(name, wrapper.eval(), example, cache_dir, precision, threads)
+    for name, source in sources.items():
+        wrapper = functools.partial(_wrapped, wrappers[name], source.module)
+        part = CompiledPart(name, wrapper, source.files, examples[name], cache_dir, precision, threads)
         part.release_source()
         parts[name] = part
     return parts

@@ -25,15 +25,16 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from workers.engine.backends import Backend
 from workers.engine.embeddings import prompt_embeddings
 from workers.engine.inputs import GenerationRequest, GenerationResult, Timing, check_request, resolve_seeds
-from workers.engine.loading import LoadedPipeline, ModelRef, get_pipeline
+from workers.engine.loading import LoadedPipeline, ModelRef, TorchModules, get_pipeline
+from workers.engine.model_info import ModelInfo
 from workers.engine.profiles import Profile
 from workers.engine.schedulers import make_scheduler, needs_generators
 
@@ -63,9 +64,9 @@ class SamplingPlan:
         return self.guidance_scale > 1.0
 
 
-def default_size(pipe) -> tuple[int, int]:
+def default_size(info: ModelInfo) -> tuple[int, int]:
     """The model's native size: UNet sample size x VAE scale factor (width, height)."""
-    side = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    side = info.unet_config["sample_size"] * info.vae_scale_factor
     return side, side
 
 
@@ -74,7 +75,7 @@ def plan_request(loaded: LoadedPipeline, request: GenerationRequest) -> Sampling
     check_request(request)
     if request.profile != loaded.profile.name:
         raise ValueError(f"profile: request wants {request.profile!r}, pipeline is {loaded.profile.name!r}")
-    width, height = default_size(loaded.pipe)
+    width, height = default_size(loaded.info)
     return SamplingPlan(
         prompts=request.image_prompts(),
         negative_prompt=request.negative_prompt or "",
@@ -95,13 +96,11 @@ def _token_ids(tokenizer, text: str):
                      return_tensors="pt")
 
 
-def _tokens(pipe, text: str) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+def _tokens(info: ModelInfo, text: str) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Token ids (and mask) for the text encoder; SDXL's second tokenizer's ids as the third."""
-    tokens = _token_ids(pipe.tokenizer, text)
-    # SD 1.x text encoders were trained without an attention mask; follow the model's config.
-    uses_mask = getattr(pipe.text_encoder.config, "use_attention_mask", False)
-    second = getattr(pipe, "tokenizer_2", None)
-    return (tokens.input_ids, tokens.attention_mask if uses_mask else None,
+    tokens = _token_ids(info.tokenizer, text)
+    second = info.tokenizer_2
+    return (tokens.input_ids, tokens.attention_mask if info.uses_attention_mask else None,
             _token_ids(second, text).input_ids if second is not None else None)
 
 
@@ -112,12 +111,12 @@ def _embed(loaded: LoadedPipeline, backend: Backend, text: str) -> torch.Tensor:
     text_backend = getattr(backend, "text_backend", backend)
     shares_base = text_backend is getattr(backend, "base", None)
     model_key = "" if shares_base else str(loaded.ref.personal or "")
-    return prompt_embeddings.get(text_backend, model_key, text, lambda words: _encode(loaded.pipe, backend, words))
+    return prompt_embeddings.get(text_backend, model_key, text, lambda words: _encode(loaded.info, backend, words))
 
 
-def _encode(pipe, backend: Backend, text: str) -> torch.Tensor:
-    hidden = backend.encode_text(*_tokens(pipe, text))
-    if not text and pipe.config.get("force_zeros_for_empty_prompt", False):
+def _encode(info: ModelInfo, backend: Backend, text: str) -> torch.Tensor:
+    hidden = backend.encode_text(*_tokens(info, text))
+    if not text and info.force_zeros_for_empty_prompt:
         # SDXL was trained with zeros, not the empty prompt's encoding, as "no negative prompt"
         return torch.zeros_like(hidden)
     return hidden
@@ -164,7 +163,7 @@ def encode_prompt(loaded: LoadedPipeline, backend: Backend, plan: SamplingPlan) 
     return cond, uncond.float().contiguous()
 
 
-def prepare_latents(pipe, plan: SamplingPlan, scheduler, device: torch.device):
+def prepare_latents(info: ModelInfo, plan: SamplingPlan, scheduler, device: torch.device):
     """3. Starting noise, image k drawn from its own generator seeded with seeds[k].
 
     Drawn on the CPU in fp32 and then moved, so a seed gives the same noise on every machine
@@ -174,9 +173,9 @@ def prepare_latents(pipe, plan: SamplingPlan, scheduler, device: torch.device):
     """
     shape = (
         1,
-        pipe.unet.config.in_channels,
-        plan.height // pipe.vae_scale_factor,
-        plan.width // pipe.vae_scale_factor,
+        info.unet_config["in_channels"],
+        plan.height // info.vae_scale_factor,
+        plan.width // info.vae_scale_factor,
     )
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in plan.seeds]
     noise = [torch.randn(shape, generator=generator, dtype=torch.float32) for generator in generators]
@@ -231,18 +230,20 @@ def denoise(backend: Backend, lanes: list[Lane], on_step: ProgressCallback | Non
             lane.active = not lane.stopped()
 
 
-def decode_latents(backend: Backend, pipe, latents: torch.Tensor) -> list:
+def decode_latents(backend: Backend, latents: torch.Tensor) -> list:
     """5. Decode to PIL (the backend undoes the latent scaling its decoder was trained with)."""
     pixels = (backend.decode(latents) / 2 + 0.5).clamp(0, 1)
-    return pipe.image_processor.numpy_to_pil(pixels.permute(0, 2, 3, 1).cpu().numpy())
+    # as diffusers' VaeImageProcessor.numpy_to_pil, without importing diffusers for it
+    values = (pixels.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype("uint8")
+    return [Image.fromarray(value) for value in values]
 
 
 def make_lane(loaded: LoadedPipeline, backend: Backend, plan: SamplingPlan, on_progress: ProgressCallback | None = None,
               stopped: Callable[[], bool] | None = None) -> Lane:
     """Steps 2 and 3 for one request: its scheduler, embeddings and starting noise."""
-    scheduler = make_scheduler(loaded.pipe.scheduler.config, plan.sampler, plan.steps, loaded.device)
+    scheduler = make_scheduler(loaded.info.scheduler_config, plan.sampler, plan.steps, loaded.device)
     cond, uncond = encode_prompt(loaded, backend, plan)
-    latents, generators = prepare_latents(loaded.pipe, plan, scheduler, loaded.device)
+    latents, generators = prepare_latents(loaded.info, plan, scheduler, loaded.device)
     return Lane(plan, scheduler, cond, uncond, latents, generators, on_progress, stopped or (lambda: False))
 
 
@@ -256,7 +257,7 @@ def sample_lanes(loaded: LoadedPipeline, backend: Backend, lanes: list[Lane], de
         denoised = time.perf_counter()
         finished = [lane for lane in lanes if lane.active]
         if decode and finished:
-            images = decode_latents(backend, loaded.pipe, torch.cat([lane.latents for lane in finished]))
+            images = decode_latents(backend, torch.cat([lane.latents for lane in finished]))
             for lane in finished:
                 lane.images, images = images[: lane.rows], images[lane.rows:]
     done = time.perf_counter()
@@ -289,12 +290,12 @@ def sample_latents(loaded: LoadedPipeline, request: GenerationRequest) -> torch.
     return _run_one(loaded, plan_request(loaded, request), loaded.runner(), decode=False)[0].latents
 
 
-def run_backend_once(pipe, profile: Profile, backend: Backend) -> None:
+def run_backend_once(info: ModelInfo, modules: TorchModules, profile: Profile, backend: Backend) -> None:
     """One batch-1 generation of the model's defaults on `backend` (the load-time A/B)."""
     from app.catalog.model_card import model_defaults
 
-    defaults = model_defaults(pipe.name_or_path)
-    loaded = LoadedPipeline(pipe, ModelRef(Path(pipe.name_or_path)), profile, pipe.device, defaults, backend)
+    loaded = LoadedPipeline(info, modules, ModelRef(info.path), profile, modules.device, model_defaults(info.path),
+                            backend)
     _run_one(loaded, plan_request(loaded, GenerationRequest(prompt="warm up", seeds=[0], profile=profile.name)), backend)
 
 

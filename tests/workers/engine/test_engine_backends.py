@@ -12,7 +12,8 @@ import torch
 
 from workers.engine import GenerationRequest, ModelRef, PipelineCache, generate, parameters_for
 from workers.engine.backend_choice import BackendSettings
-from workers.engine.openvino_backend import OpenVinoBackend, weights_hash
+from workers.engine.model_info import files_key, part_files
+from workers.engine.openvino_backend import OpenVinoBackend
 from workers.engine.tiny_model import write_full_finetune, write_lora
 
 pytest.importorskip("openvino")
@@ -92,15 +93,55 @@ def test_restart_imports_the_cached_blobs_without_converting(tmp_path, tiny_mode
     assert sorted(path.name for path in blobs.iterdir()) == files
 
 
-def test_cache_key_follows_the_weights(tiny_model_dir):
-    from diffusers import UNet2DConditionModel
+WARM_START = """
+import sys
+from pathlib import Path
+from workers.engine import ModelRef, configure_process_cache, process_cache, warm_up
+from workers.engine.backend_choice import BackendSettings
+configure_process_cache(backend=BackendSettings("openvino", Path(sys.argv[2]), "f32"))
+print(warm_up(ModelRef(base=Path(sys.argv[1]))).backend)
+print(process_cache().get(ModelRef(base=Path(sys.argv[1])), "fast").modules.loaded)
+print(" ".join(sorted(sys.modules)))
+"""
+# what only the PyTorch side needs (its pipeline classes and networks, LoRA layers)
+PYTORCH_SIDE = ("diffusers.models.unets.unet_2d_condition", "diffusers.models.autoencoders.autoencoder_kl",
+                "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion", "peft",
+                "transformers.models.clip.modeling_clip")
 
-    unet = UNet2DConditionModel.from_pretrained(tiny_model_dir / "unet")
-    before = weights_hash(unet)
-    assert weights_hash(UNet2DConditionModel.from_pretrained(tiny_model_dir / "unet")) == before
-    with torch.no_grad():
-        next(unet.parameters()).add_(1e-3)
-    assert weights_hash(unet) != before
+
+def test_a_warm_start_serves_from_the_cache_without_the_pytorch_modules(tmp_path, tiny_model_dir):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    blobs = tmp_path / "blobs"
+    cold = make_cache(blobs, "openvino").get(ModelRef(base=tiny_model_dir), "fast")
+    assert cold.modules.loaded  # an export reads the weights
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", WARM_START, str(tiny_model_dir), str(blobs)], cwd=root,
+                          env=dict(os.environ, PYTHONPATH=str(root)), capture_output=True, text=True, check=True,
+                          timeout=300)
+    backend, modules_read, imported = done.stdout.splitlines()[-3:]
+    assert (backend, modules_read) == ("openvino-f32", "False")
+    assert not set(imported.split()) & set(PYTORCH_SIDE)
+    # and the pictures are the ones a cold start draws
+    warm = make_cache(blobs, "openvino").get(ModelRef(base=tiny_model_dir), "fast")
+    assert not warm.modules.loaded
+    assert np.array_equal(pixels(warm), pixels(cold))
+
+
+def test_cache_key_follows_the_weights_files(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    copy = shutil.copytree(tiny_model_dir / "unet", tmp_path / "unet")
+    assert files_key(part_files(copy)) == files_key(part_files(tiny_model_dir / "unet"))  # content, not place
+    [weights] = copy.glob("*.safetensors")
+    tensors = load_file(weights)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 1e-3
+    save_file(tensors, weights)
+    assert files_key(part_files(copy)) != files_key(part_files(tiny_model_dir / "unet"))
 
 
 def test_full_finetune_compiles_its_own_unet_and_shares_the_rest(blobs, tmp_path, tiny_model_dir):

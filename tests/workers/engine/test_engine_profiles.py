@@ -12,7 +12,7 @@ import torch
 from app.catalog.model_card import model_defaults
 from workers.engine import GenerationRequest, generate, resolve_profile
 from workers.engine.backend_choice import BackendSettings
-from workers.engine.loading import LoadedPipeline, ModelRef, load_base_pipeline
+from workers.engine.loading import LoadedPipeline, ModelRef, load_base
 from workers.engine.profiles import cpu_has_native_bf16
 from workers.engine.schedulers import make_scheduler
 
@@ -41,8 +41,8 @@ def test_unknown_profile():
 
 
 def _load(folder, profile) -> LoadedPipeline:
-    pipe, backend = load_base_pipeline(folder, profile, CPU, BackendSettings(mode="torch"))
-    return LoadedPipeline(pipe, ModelRef(folder), profile, CPU, model_defaults(folder), backend)
+    info, modules, backend = load_base(folder, profile, CPU, BackendSettings(mode="torch"))
+    return LoadedPipeline(info, modules, ModelRef(folder), profile, CPU, model_defaults(folder), backend)
 
 
 @pytest.mark.parametrize(
