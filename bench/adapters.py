@@ -77,8 +77,9 @@ def part_memory(cache, args, refs) -> None:
     for ref in refs:
         cache.get(ref, args.profile)
         loaded.append(rss_mb())
-    for ref in refs:
-        one_picture(cache, ref, args.profile, 0)
+    if not args.no_latency:  # a picture each (minutes at SD 1.5 size on a CPU)
+        for ref in refs:
+            one_picture(cache, ref, args.profile, 0)
     used = rss_mb()
     file_mb = statistics.mean(f.stat().st_size for f in files) / 2**20
     adapters = cache.adapter_set(args.model, args.profile)
@@ -89,7 +90,8 @@ def part_memory(cache, args, refs) -> None:
     print(f"  adapter file {file_mb:.2f} MB, its weights in memory {adapters.nbytes / len(refs) / 2**20:.2f} MB")
     print(f"  per extra model (2nd..{len(refs)}th): {per_extra:+.2f} MB = {per_extra / file_mb:.2f}x the file "
           f"(target <= 2x); the first adds the layers' adapter wrappers ({growth[0]:+.2f} MB)")
-    print(f"  after one picture with each: {used - loaded[-1]:+.2f} MB more in all (first runs, text embeddings)")
+    if not args.no_latency:
+        print(f"  after one picture with each: {used - loaded[-1]:+.2f} MB more in all (first runs, text embeddings)")
     unet = sum(p.numel() * p.element_size() for p in adapters.pipe.unet.parameters()) / 2**20
     text = sum(p.numel() * p.element_size() for p in adapters.pipe.text_encoder.parameters()) / 2**20
     print(f"  before (a fused private copy of the UNet and text encoder per model): {unet + text:.1f} MB each")
