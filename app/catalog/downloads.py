@@ -22,14 +22,11 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.catalog import repository
-from app.catalog.model_card import CARD_NAME
+from app.catalog.model_card import CARD_NAME, KOHYA_FILE, LORA_FILE
 from app.catalog.service import ModelNotFound, resolve_model
 from app.errors import AppError
 from app.personalization.models import ModelKind
 
-# file names the fine-tune writes into a personal model folder (the worker imports them)
-LORA_FILE = "pytorch_lora_weights.safetensors"
-KOHYA_FILE = "lora_kohya.safetensors"
 OWNED_PARTS = ("unet", "text_encoder")
 DownloadFormat = Literal["diffusers", "kohya"]
 CHUNK_BYTES = 1 << 20

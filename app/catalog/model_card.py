@@ -18,6 +18,10 @@ from app.catalog.checkpoint import card_path
 from app.catalog.vocabulary import Vocabulary, from_card
 
 CARD_NAME = "imagebooth_model.json"
+# file names the fine-tune writes into a personal model folder beside its card (the download
+# route sends them, the worker loads them; here, where both read without the database code)
+LORA_FILE = "pytorch_lora_weights.safetensors"
+KOHYA_FILE = "lora_kohya.safetensors"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from app.catalog.downloads import KOHYA_FILE as KOHYA_WEIGHTS_NAME  # what the download route sends
+from app.catalog.model_card import KOHYA_FILE as KOHYA_WEIGHTS_NAME  # what the download route sends
 
 
 def kohya_state_dict(unet_layers: dict[str, torch.Tensor],

@@ -31,8 +31,7 @@ from typing import Any
 
 import torch
 
-from app.catalog.downloads import LORA_FILE
-from app.catalog.model_card import CARD_NAME, ModelDefaults, model_defaults
+from app.catalog.model_card import CARD_NAME, LORA_FILE, ModelDefaults, model_defaults
 from workers.engine.adapters import AdapterSet
 from workers.engine.backend_choice import BackendSettings, load_fast_decoder, prepare_base, prepare_personal
 from workers.engine.backends import Backend, TorchBackend
@@ -42,7 +41,7 @@ from workers.engine.profiles import DEFAULT_PROFILE, Profile, apply_profile, pic
 
 logger = logging.getLogger(__name__)
 
-LORA_WEIGHTS_NAME = LORA_FILE  # the name the fine-tune writes (app.catalog.downloads lists them)
+LORA_WEIGHTS_NAME = LORA_FILE  # the name the fine-tune writes (app.catalog.model_card)
 DEFAULT_PERSONAL_CACHE_SIZE = 4
 
 
