@@ -32,7 +32,7 @@ def fused_reference(base_dir, folder) -> np.ndarray:
 @pytest.fixture(scope="module")
 def loras(tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("loras")
-    return [write_lora(tiny_model_dir, root / f"lora{k}", with_text_encoder=k % 2 == 1, seed=k) for k in range(3)]
+    return [write_lora(tiny_model_dir, root / f"lora{k}", with_text_encoder=k % 2 == 1, seed=k) for k in range(4)]
 
 
 def test_a_lora_is_an_adapter_on_the_base_and_draws_what_fused_draws(tiny_model_dir, loras):
@@ -54,7 +54,7 @@ def test_switching_adapters_keeps_each_models_picture(tiny_model_dir, loras):
     alone = [picture(PipelineCache(device=CPU).get(ref, "quality")) for ref in refs]
     for ref, expected in [*zip(refs, alone), *zip(reversed(refs), reversed(alone)), (refs[0], alone[0])]:
         assert np.array_equal(picture(cache.get(ref, "quality")), expected)
-    assert len(cache.adapter_set(tiny_model_dir, "quality").loaded) == 3
+    assert len(cache.adapter_set(tiny_model_dir, "quality").loaded) == 4  # two of them on the text encoder too
 
 
 def test_adapters_are_evicted_by_bytes_least_recent_first(tiny_model_dir, loras):
