@@ -58,8 +58,8 @@ def model_download(session: Session, user: User, model_id: str, fmt: DownloadFor
     if (folder / LORA_FILE).exists():
         path = folder / (KOHYA_FILE if fmt == "kohya" else LORA_FILE)
         if not path.exists():
-            raise AppError("format_unavailable", "This model was trained before kohya files were written; "
-                           "download format=diffusers, or train it again.", 409, field="format")
+            raise AppError("format_unavailable", "This model has no kohya file (an SDXL LoRA, or one trained "
+                           "before kohya files were written): download format=diffusers.", 409, field="format")
         return Download(f"{stem}-{fmt}.safetensors", "application/octet-stream", path=path)
     if not any((folder / part / "config.json").exists() for part in OWNED_PARTS):
         raise AppError("model_missing", "This model's files are missing.", 410)

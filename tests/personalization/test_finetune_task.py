@@ -10,7 +10,8 @@ import pytest
 
 pytestmark = pytest.mark.backend_independent
 
-TINY_CONFIG = "steps: 6\nnum_class_images: 2\nclass_image_steps: 2\ncheckpoint_every: 3\n"
+TINY_CONFIG = ("steps: 6\nnum_class_images: 2\nclass_image_steps: 2\ncheckpoint_every: 3\n"
+               "validation_images: 1\nvalidation_steps: 2\n")
 
 
 @pytest.fixture
@@ -54,10 +55,10 @@ def test_task_trains_reports_phases_and_records_the_personal_model(client, user,
     model = db.get(TrainedModel, status["model_id"])
     subject = client.get("/api/v1/subjects").json()["items"][0]
     assert (model.user_id, model.kind, model.name) == (user["id"], "personal", subject["name"])
-    assert (model.token, model.class_noun, model.method) == (subject["token"], "circle", "full")
+    assert (model.token, model.class_noun, model.method) == (subject["token"], "circle", "lora")
     assert model.metrics["token"] == subject["token"] and model.metrics["base_model"] == str(tiny_model)
     folder = storage.resolve(model.path)
-    assert model.path == f"models/{user['id']}/{model.id}" and (folder / "unet").is_dir()
+    assert model.path == f"models/{user['id']}/{model.id}" and (folder / "pytorch_lora_weights.safetensors").exists()
     assert (folder / "imagebooth_model.json").exists()
     work = storage.resolve(f"finetunes/{job_id}/work")
     assert not (work / "checkpoints").exists() and (work / "tensorboard").is_dir()

@@ -100,14 +100,14 @@ class CheckpointScorer(Callback):
             return
         for probe in self.probes:
             if hasattr(probe, "remember_base"):
-                self._remember_base(probe, trainer.global_step)
+                self._remember_base(probe, pl_module, trainer.global_step)
 
-    def _remember_base(self, probe, step: int) -> None:
+    def _remember_base(self, probe, pl_module, step: int) -> None:
         saved = self.store.base_prediction()
         if saved is not None:
             probe.remember_base(saved)
         elif step == 0:  # the weights are still the base's
-            with torch.no_grad():
+            with pl_module.inference():
                 self.store.save_base_prediction(probe.remember_base())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -121,16 +121,11 @@ class CheckpointScorer(Callback):
         self.on_scores(summary(entries, self.total))
 
     def _score(self, pl_module) -> dict[str, float]:
-        modes = (pl_module.unet.training, pl_module.text_encoder.training)
-        pl_module.unet.eval(), pl_module.text_encoder.eval()
         devices = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
-        try:
-            with torch.random.fork_rng(devices=devices), torch.no_grad():
-                scores: dict[str, float] = {}
-                for probe in self.probes:
-                    scores.update(probe.scores())
-        finally:
-            pl_module.unet.train(modes[0]), pl_module.text_encoder.train(modes[1])
+        with torch.random.fork_rng(devices=devices), pl_module.inference():
+            scores: dict[str, float] = {}
+            for probe in self.probes:
+                scores.update(probe.scores())
         return {name: round(value, 6) for name, value in scores.items()}
 
 

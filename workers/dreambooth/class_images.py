@@ -20,9 +20,11 @@ BATCH = 8
 
 
 def model_key(base_model: Path) -> str:
-    """Identifies a base model's weights: its folder plus the UNet file's size and time."""
+    """Identifies a base model's weights: its folder plus the UNet file's size and time (a
+    single-file checkpoint: that file's)."""
     base = Path(base_model).resolve()
-    weights = sorted((base / "unet").glob("*.safetensors")) or sorted((base / "unet").glob("*"))
+    weights = [base] if base.is_file() else (sorted((base / "unet").glob("*.safetensors"))
+                                             or sorted((base / "unet").glob("*")))
     stamp = "|".join(f"{w.name}:{w.stat().st_size}:{int(w.stat().st_mtime)}" for w in weights)
     return hashlib.sha1(f"{base}|{stamp}".encode()).hexdigest()[:16]
 
@@ -33,8 +35,9 @@ def bank_dir(bank_root: Path, base_model: Path, prompt: str) -> Path:
 
 
 def ensure_class_images(bank_root: Path, base_model: Path, prompt: str, count: int, steps: int,
-                        on_progress: Callable[[int, int], None] | None = None) -> list[Path]:
-    """The first `count` pictures of the bank for (base_model, prompt), making what is missing."""
+                        on_progress: Callable[[int, int], None] | None = None, size: int | None = None) -> list[Path]:
+    """The first `count` pictures of the bank for (base_model, prompt), making what is missing,
+    at `size` px (None: the model's own; training resizes them to its resolution anyway)."""
     from workers.engine.inputs import GenerationRequest
     from workers.engine.loading import ModelRef
     from workers.engine.sampling import generate_images
@@ -46,7 +49,8 @@ def ensure_class_images(bank_root: Path, base_model: Path, prompt: str, count: i
     for start in range(0, len(missing), BATCH):
         seeds = missing[start : start + BATCH]
         result = generate_images(ModelRef(Path(base_model)),
-                                 GenerationRequest(prompt=prompt, n=len(seeds), steps=steps, seeds=seeds))
+                                 GenerationRequest(prompt=prompt, n=len(seeds), steps=steps, seeds=seeds,
+                                                   width=size, height=size))
         for seed, image in zip(seeds, result.images):
             _write_atomically(image, paths[seed])
         if on_progress:

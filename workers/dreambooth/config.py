@@ -23,6 +23,13 @@ class FinetuneConfig:
     prior_loss_weight: float = 1.0
     num_class_images: int = 50
     class_image_steps: int = 8
+    # validation pictures: this many seeds for each of the 4 validation prompts, drawn at
+    # `validation_steps` sampler steps (0: the base model card's steps); 0 pictures: none
+    validation_images: int = 4
+    validation_steps: int = 0
+    # training resolution in pixels (0: the model's own, e.g. 512 for SD 1.5, 1024 for SDXL)
+    resolution: int = 0
+    gradient_checkpointing: bool = False  # recompute the UNet's activations: far less memory, ~30% slower
     method: str = "full"
     lora_rank: int = 8
     batch_size: int = 1  # instance pictures per step (and as many class pictures)
@@ -49,6 +56,9 @@ class FinetuneConfig:
             "text_encoder_learning_rate": 0 <= self.text_encoder_learning_rate < 1,
             "prior_loss_weight": self.prior_loss_weight >= 0,
             "num_class_images": 0 <= self.num_class_images <= 2_000,
+            "validation_images": 0 <= self.validation_images <= 16,
+            "validation_steps": 0 <= self.validation_steps <= 150,
+            "resolution": self.resolution == 0 or (64 <= self.resolution <= 2048 and self.resolution % 64 == 0),
             "method": self.method in METHODS,
             "precision": self.precision in PRECISIONS,
             "batch_size": 1 <= self.batch_size <= 64,
@@ -74,13 +84,16 @@ class FinetuneConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def resolved_precision(self) -> str:
+    def resolved_precision(self, family: str = "sd") -> str:
         if self.precision != "auto":
             return self.precision
         import torch
 
-        # bf16 pays on GPUs that have it; on this CPU it gained ~8% and costs accuracy
-        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+        # bf16 pays on GPUs that have it; on this CPU it gained ~8% and costs accuracy. SDXL's
+        # frozen 3.5B weights are held in bf16 (14 GB in fp32), so it runs bf16-mixed anywhere.
+        if family == "sdxl" or (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+            return "bf16-mixed"
+        return "32-true"
 
 
 def preset_name_for(base_model: Path) -> str:
@@ -89,8 +102,13 @@ def preset_name_for(base_model: Path) -> str:
 
 
 def load_config(base_model: Path, config_file: Path | None = None, **overrides) -> FinetuneConfig:
-    """Preset for the base model, then the YAML file, then per-job overrides."""
+    """Preset for the base model, then the YAML file, then per-job overrides. A preset's
+    `full_fine_tune` settings replace its own when the method comes out as "full" (a LoRA's
+    learning rate would wreck a full fine-tune), unless the file or the job sets them."""
     values = yaml.safe_load((PRESET_DIR / f"{preset_name_for(base_model)}.yaml").read_text())
-    if config_file is not None:
-        values.update(yaml.safe_load(Path(config_file).read_text()) or {})
-    return FinetuneConfig(**values).with_overrides(**overrides)
+    for_full = values.pop("full_fine_tune", {})
+    chosen = (yaml.safe_load(Path(config_file).read_text()) or {}) if config_file is not None else {}
+    chosen.update({k: v for k, v in overrides.items() if v is not None})
+    if chosen.get("method", values["method"]) == "full":
+        values.update(for_full)
+    return FinetuneConfig(**values).with_overrides(**chosen)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from workers.dreambooth.conditioning import token_ids
 from workers.shapes.captions import decorate, with_article
 
 
@@ -68,12 +69,11 @@ class JointPairs(torch.utils.data.Dataset):
 
 
 class PromptCollate:
-    def __init__(self, tokenizer, token: str, class_noun: str, seed: int):
-        self.tokenizer, self.token, self.class_noun, self.seed = tokenizer, token, class_noun, seed
+    def __init__(self, tokenizers, token: str, class_noun: str, seed: int):
+        self.tokenizers, self.token, self.class_noun, self.seed = tokenizers, token, class_noun, seed
 
     def _ids(self, prompts: list[str]) -> torch.Tensor:
-        return self.tokenizer(prompts, padding="max_length", max_length=self.tokenizer.model_max_length,
-                              truncation=True, return_tensors="pt").input_ids
+        return token_ids(self.tokenizers, prompts)
 
     def __call__(self, items):
         rng = random.Random(self.seed + items[0][2])
@@ -105,11 +105,11 @@ class DreamBoothData(L.LightningDataModule):
     """The pairs in index order; a checkpoint records how many batches were consumed, and a
     resumed run continues from the next one (resume.py)."""
 
-    def __init__(self, instance: torch.Tensor, klass: torch.Tensor | None, tokenizer, token: str,
+    def __init__(self, instance: torch.Tensor, klass: torch.Tensor | None, tokenizers, token: str,
                  class_noun: str, steps: int, batch_size: int, accumulate: int, seed: int):
         super().__init__()
         self.dataset = JointPairs(instance, klass, steps * batch_size * accumulate, seed)
-        self.collate = PromptCollate(tokenizer, token, class_noun, seed)
+        self.collate = PromptCollate(tokenizers, token, class_noun, seed)
         self.batch_size, self.accumulate, self.seed = batch_size, accumulate, seed
         self.batches_done = 0
 

@@ -16,8 +16,6 @@ import torch
 from app.catalog.model_card import CARD_NAME
 from workers.engine.families import base_architecture
 
-VALIDATION_SEEDS = (0, 1, 2, 3)
-
 
 def validation_prompts(token: str, class_noun: str) -> list[str]:
     from workers.dreambooth.data import class_prompt, instance_prompt
@@ -27,35 +25,45 @@ def validation_prompts(token: str, class_noun: str) -> list[str]:
 
 
 class SamplingPipeline:
-    """The modules being trained in a stock pipeline, drawing at the base model card's steps and
-    guidance (validation pictures, checkpoint scores)."""
+    """The module being trained in its family's stock pipeline, drawing at its training
+    resolution with the base model card's steps and guidance (validation pictures, checkpoint
+    scores). Draw inside `module.inference()`."""
 
-    def __init__(self, base_model: Path, vae, unet, text_encoder, tokenizer):
-        from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+    def __init__(self, base_model: Path, vae, module, tokenizers, steps: int = 0):
+        from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
         from app.catalog.model_card import model_defaults
 
-        self.defaults = model_defaults(base_model)
-        scheduler = DPMSolverMultistepScheduler.from_pretrained(str(base_model), subfolder="scheduler")
-        self.pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                            scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                            requires_safety_checker=False)
+        self.defaults, self.resolution = model_defaults(base_model), module.resolution
+        self.steps = steps or self.defaults.steps
+        scheduler = DPMSolverMultistepScheduler.from_config(module.noise_scheduler.config)
+        if module.text_encoder_2 is not None:
+            self.pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=module.text_encoder,
+                                                  text_encoder_2=module.text_encoder_2, tokenizer=tokenizers[0],
+                                                  tokenizer_2=tokenizers[1], unet=module.unet, scheduler=scheduler,
+                                                  add_watermarker=False)
+        else:
+            self.pipe = StableDiffusionPipeline(vae=vae, text_encoder=module.text_encoder, tokenizer=tokenizers[0],
+                                                unet=module.unet, scheduler=scheduler, safety_checker=None,
+                                                feature_extractor=None, requires_safety_checker=False)
         self.pipe.set_progress_bar_config(disable=True)
 
-    @torch.no_grad()
     def draw(self, prompts: list[str], generators: list[torch.Generator]) -> list:
-        return self.pipe(prompts, num_inference_steps=self.defaults.steps, guidance_scale=self.defaults.guidance_scale,
-                         generator=generators).images
+        return self.pipe(prompts, num_inference_steps=self.steps, guidance_scale=self.defaults.guidance_scale,
+                         height=self.resolution, width=self.resolution, generator=generators).images
 
 
-@torch.no_grad()
-def validation_pictures(job, vae, unet, text_encoder, tokenizer) -> dict[str, list]:
-    pipe = SamplingPipeline(job.base_model, vae, unet, text_encoder, tokenizer)
-    unet.eval(), text_encoder.eval()
+def validation_pictures(job, vae, module, tokenizers) -> dict[str, list]:
+    """`validation_images` pictures of each validation prompt at `validation_steps` (the preset's)."""
+    cfg = job.config
+    if cfg.validation_images == 0:
+        return {}
+    pipe = SamplingPipeline(job.base_model, vae, module, tokenizers, cfg.validation_steps)
     pictures = {}
-    for prompt in validation_prompts(job.token, job.class_noun):
-        generators = [torch.Generator().manual_seed(s) for s in VALIDATION_SEEDS]
-        pictures[prompt] = pipe.draw([prompt] * len(generators), generators)
+    with module.inference():
+        for prompt in validation_prompts(job.token, job.class_noun):
+            generators = [torch.Generator().manual_seed(seed) for seed in range(cfg.validation_images)]
+            pictures[prompt] = pipe.draw([prompt] * len(generators), generators)
     return pictures
 
 
@@ -71,6 +79,8 @@ def export_model(job, module, pictures: dict[str, list], timings: dict, checkpoi
         module.unet.save_pretrained(str(staging / "unet"), safe_serialization=True)
         if job.config.train_text_encoder:
             module.text_encoder.save_pretrained(str(staging / "text_encoder"), safe_serialization=True)
+            if module.text_encoder_2 is not None:
+                module.text_encoder_2.save_pretrained(str(staging / "text_encoder_2"), safe_serialization=True)
     validation = staging / "validation"
     validation.mkdir()
     names = []
@@ -94,17 +104,24 @@ def export_model(job, module, pictures: dict[str, list], timings: dict, checkpoi
 
 
 def _save_lora(module, folder: Path, with_text_encoder: bool, rank: int) -> None:
-    """The diffusers/peft file the engine serves, and the same weights in the kohya layout."""
-    from diffusers import StableDiffusionPipeline
+    """The diffusers/peft file the engine serves and, for SD 1.x/2.x, the same weights in the
+    kohya layout. (kohya's SDXL files name the UNet's modules by the original SGM layout, which
+    no converter here writes: an SDXL LoRA has the diffusers file only.)"""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
     from workers.dreambooth.kohya import write_kohya
 
     unet_peft = get_peft_model_state_dict(module.unet)
-    text_peft = get_peft_model_state_dict(module.text_encoder) if with_text_encoder else None
+    text_peft = [get_peft_model_state_dict(encoder) if with_text_encoder else None for encoder in module.text_encoders]
+    layers = [convert_state_dict_to_diffusers(peft) if peft else None for peft in text_peft]
+    if module.text_encoder_2 is not None:
+        StableDiffusionXLPipeline.save_lora_weights(
+            str(folder), unet_lora_layers=convert_state_dict_to_diffusers(unet_peft),
+            text_encoder_lora_layers=layers[0], text_encoder_2_lora_layers=layers[1], safe_serialization=True)
+        return
     StableDiffusionPipeline.save_lora_weights(
         str(folder), unet_lora_layers=convert_state_dict_to_diffusers(unet_peft),
-        text_encoder_lora_layers=convert_state_dict_to_diffusers(text_peft) if text_peft else None,
-        safe_serialization=True)
-    write_kohya(folder, unet_peft, text_peft, rank)
+        text_encoder_lora_layers=layers[0], safe_serialization=True)
+    write_kohya(folder, unet_peft, text_peft[0], rank)

@@ -18,26 +18,23 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from workers.dreambooth.conditioning import token_ids
+
 PROBE_TIMESTEPS = (100, 300, 500, 700, 900)
 PROBE_SEED = 4321
 MAX_DRIFT_PICTURES = 4
 
 
-def _ids(tokenizer, prompt: str, rows: int) -> torch.Tensor:
-    return tokenizer([prompt] * rows, padding="max_length", max_length=tokenizer.model_max_length,
-                     truncation=True, return_tensors="pt").input_ids
-
-
 class LossProbe:
     """Fixed noisy inputs, built once, for the held-out loss and the drift from the base."""
 
-    def __init__(self, module, tokenizer, heldout: torch.Tensor | None, klass: torch.Tensor,
+    def __init__(self, module, tokenizers, heldout: torch.Tensor | None, klass: torch.Tensor,
                  instance_prompt: str, class_prompt: str):
         self.module = module
         self.heldout = None if heldout is None or not len(heldout) else self._inputs(heldout)
-        self.heldout_ids = _ids(tokenizer, instance_prompt, len(self.heldout[0])) if self.heldout else None
+        self.heldout_ids = token_ids(tokenizers, [instance_prompt] * len(self.heldout[0])) if self.heldout else None
         self.klass = self._inputs(klass[:MAX_DRIFT_PICTURES])
-        self.class_ids = _ids(tokenizer, class_prompt, len(self.klass[0]))
+        self.class_ids = token_ids(tokenizers, [class_prompt] * len(self.klass[0]))
         self.base_prediction: torch.Tensor | None = None
 
     @staticmethod
@@ -53,8 +50,7 @@ class LossProbe:
         latents, noise, timesteps = (x.to(self.module.device) for x in inputs)
         scheduler = self.module.noise_scheduler
         noisy = scheduler.add_noise(latents, noise, timesteps)
-        hidden = self.module.text_encoder(ids.to(self.module.device))[0]
-        prediction = self.module.unet(noisy, timesteps, hidden).sample.float()
+        prediction = self.module.predict(noisy, timesteps, ids).float()
         return prediction, self.module._target(latents, noise, timesteps).float()
 
     def remember_base(self, prediction: torch.Tensor | None = None) -> torch.Tensor:
@@ -84,11 +80,11 @@ class ReaderProbe:
 
     SEEDS = (21, 22)
 
-    def __init__(self, module, tokenizer, vae, base_model, photos, token: str, class_noun: str):
+    def __init__(self, module, tokenizers, vae, base_model, photos, token: str, class_noun: str):
         from workers.dreambooth.evaluate import photo_signature
         from workers.dreambooth.export import SamplingPipeline
 
-        self.pipe = SamplingPipeline(base_model, vae, module.unet, module.text_encoder, tokenizer)
+        self.pipe = SamplingPipeline(base_model, vae, module, tokenizers)
         self.subject, self.reference, seen_backgrounds = photo_signature(photos, class_noun)
         self.views = held_out_views(token, class_noun, self.subject, seen_backgrounds) if self.subject else []
 

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -79,17 +80,44 @@ class _ProgressCallback(Callback):
             trainer.should_stop = True
 
 
-def load_base(base_model: Path):
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+@dataclass
+class BaseParts:
+    """The base model's parts a fine-tune uses; SDXL has two tokenizers and text encoders."""
 
-    base = str(base_model)
-    vae = AutoencoderKL.from_pretrained(base, subfolder="vae", local_files_only=True).requires_grad_(False).eval()
-    unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", local_files_only=True)
-    text_encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder", local_files_only=True)
-    tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer", local_files_only=True)
-    scheduler_config = DDPMScheduler.load_config(base, subfolder="scheduler", local_files_only=True)
-    return vae, unet, text_encoder, tokenizer, DDPMScheduler.from_config(scheduler_config)
+    family: str  # "sd" or "sdxl"
+    vae: Any
+    unet: Any
+    text_encoders: list
+    tokenizers: list
+    scheduler: Any
+
+    @property
+    def native_resolution(self) -> int:
+        return self.unet.config.sample_size * 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+
+def load_base(base_model: Path) -> BaseParts:
+    """The base's parts, from its diffusers folder or single file (read as the engine reads it:
+    local files only, a single file against its config folder). SDXL's frozen UNet and text
+    encoders are held in bf16 (its 3.5B parameters are 14 GB in fp32); the VAE, used once per
+    picture before training, is fp32 (SDXL's overflows in half precision)."""
+    from dataclasses import replace
+
+    from diffusers import DDPMScheduler
+
+    from workers.engine.families import model_kind, read_pipeline
+    from workers.engine.profiles import resolve_profile
+
+    family = model_kind(Path(base_model)).family
+    dtype = torch.bfloat16 if family == "sdxl" else torch.float32
+    profile = replace(resolve_profile("quality", torch.device("cpu")), unet_dtype=dtype, text_encoder_dtype=dtype)
+    pipe = read_pipeline(Path(base_model), profile)
+    encoders = [pipe.text_encoder] + ([pipe.text_encoder_2] if family == "sdxl" else [])
+    tokenizers = [pipe.tokenizer] + ([pipe.tokenizer_2] if family == "sdxl" else [])
+    for part in (pipe.unet, *encoders):
+        part.to(dtype)
+    vae = pipe.vae.to(torch.float32).requires_grad_(False).eval()
+    return BaseParts(family, vae, pipe.unet, encoders, tokenizers, DDPMScheduler.from_config(pipe.scheduler.config))
 
 
 @dataclass
@@ -104,28 +132,30 @@ def run_finetune(job: FinetuneJob, hooks: Hooks | None = None) -> dict:
     hooks = hooks or Hooks()
     cfg, started = job.config, time.monotonic()
     L.seed_everything(cfg.seed, workers=True)
-    # 1. preparing
+    # 1. preparing, 2. class_images: the bank first, made by the engine, whose warm copy of the
+    # base is dropped before the trainable parts load (a real-size base held twice doubles the
+    # worker's memory: SDXL would be 14 GB)
     hooks.on_phase("preparing")
-    vae, unet, text_encoder, tokenizer, scheduler = load_base(job.base_model)
-    resolution = unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
     trained, heldout = split_photos(job.images, cfg.holdout_photos)
-    photos = [load_picture(p, resolution) for p in trained]
-    instance = encode_pictures(vae, with_background_variants(photos, cfg.background_variants))
-    heldout_latents = encode_pictures(vae, [load_picture(p, resolution) for p in heldout]) if heldout else None
-    # 2. class_images
-    klass = None
+    class_paths = None
     if cfg.prior_preservation and cfg.num_class_images > 0:
         hooks.on_phase("class_images")
         from workers.dreambooth.class_images import ensure_class_images
 
-        paths = ensure_class_images(job.class_bank, job.base_model, class_prompt(job.class_noun),
-                                    cfg.num_class_images, cfg.class_image_steps)
-        klass = encode_pictures(vae, [load_picture(p, resolution) for p in paths])
+        class_paths = ensure_class_images(job.class_bank, job.base_model, class_prompt(job.class_noun),
+                                          cfg.num_class_images, cfg.class_image_steps, size=cfg.resolution or None)
+        release_engine_models()
+    parts = load_base(job.base_model)
+    vae, resolution = parts.vae, cfg.resolution or parts.native_resolution
+    photos = [load_picture(p, resolution) for p in trained]
+    instance = encode_pictures(vae, with_background_variants(photos, cfg.background_variants))
+    heldout_latents = encode_pictures(vae, [load_picture(p, resolution) for p in heldout]) if heldout else None
+    klass = encode_pictures(vae, [load_picture(p, resolution) for p in class_paths]) if class_paths else None
     timings = {"prepare_s": time.monotonic() - started}
     # 3. training
     hooks.on_phase("training")
     data = TrainingData(instance, klass, heldout_latents, photos)
-    module, trainer, store = fit(job, (vae, unet, text_encoder, tokenizer, scheduler), data, hooks)
+    module, trainer, store = fit(job, parts, resolution, data, hooks)
     timings["train_s"] = time.monotonic() - started - timings["prepare_s"]
     if trainer.global_rank != 0:
         return {}  # with several devices only the first process validates and exports
@@ -136,11 +166,20 @@ def run_finetune(job: FinetuneJob, hooks: Hooks | None = None) -> dict:
 
     checkpoints = summary(store.checkpoints(), cfg.steps)
     load_best(module, store, checkpoints["chosen_step"] or cfg.steps)
-    pictures = validation_pictures(job, vae, module.unet, module.text_encoder, tokenizer)
+    pictures = validation_pictures(job, vae, module, parts.tokenizers)
     # 5. done
     card = export_model(job, module, pictures, timings, checkpoints)
     hooks.on_phase("done")
     return card
+
+
+def release_engine_models() -> None:
+    import gc
+
+    from workers.engine.loading import process_cache
+
+    process_cache().clear()
+    gc.collect()
 
 
 def split_photos(images: list[Path], holdout: int) -> tuple[list[Path], list[Path]]:
@@ -158,7 +197,7 @@ def with_background_variants(pictures: list, background_variants: bool) -> list:
     return pictures + [v for picture in pictures for v in variants_of(picture, PALETTE)]
 
 
-def _probes(job: FinetuneJob, module, parts, data: TrainingData) -> list:
+def _probes(job: FinetuneJob, module, parts: BaseParts, data: TrainingData) -> list:
     from workers.dreambooth.config import preset_name_for
     from workers.dreambooth.data import instance_prompt
     from workers.dreambooth.scoring import LossProbe, ReaderProbe
@@ -166,12 +205,11 @@ def _probes(job: FinetuneJob, module, parts, data: TrainingData) -> list:
     scoring = job.config.checkpoint_scoring
     if scoring == "off":
         return []
-    vae, _, _, tokenizer, _ = parts
     klass = data.klass if data.klass is not None else data.instance
-    probes: list = [LossProbe(module, tokenizer, data.heldout, klass, instance_prompt(job.token, job.class_noun),
+    probes: list = [LossProbe(module, parts.tokenizers, data.heldout, klass, instance_prompt(job.token, job.class_noun),
                               class_prompt(job.class_noun))]
     if scoring == "reader" or (scoring == "auto" and preset_name_for(job.base_model) == "shapes"):
-        probes.append(ReaderProbe(module, tokenizer, vae, job.base_model, data.photos, job.token, job.class_noun))
+        probes.append(ReaderProbe(module, parts.tokenizers, parts.vae, job.base_model, data.photos, job.token, job.class_noun))
     return probes
 
 
@@ -187,18 +225,17 @@ def _logger(job: FinetuneJob):
     return TensorBoardLogger(str(job.work_dir), name="tensorboard", version=0)
 
 
-def fit(job: FinetuneJob, parts, data: TrainingData, hooks: Hooks):
+def fit(job: FinetuneJob, parts: BaseParts, resolution: int, data: TrainingData, hooks: Hooks):
     from workers.dreambooth.best_step import CheckpointScorer, ScoreStore
     from workers.dreambooth.module import DreamBoothModule
     from workers.dreambooth.resume import RandomStates
 
     cfg = job.config
-    _, unet, text_encoder, tokenizer, scheduler = parts
     # Seeded again here: whether preparing drew random numbers (a class-image bank made now, or
     # found made) must not change the LoRA's initial weights or the first step's noise.
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = DreamBoothModule(unet, text_encoder, scheduler, cfg)
-    datamodule = DreamBoothData(data.instance, data.klass, tokenizer, job.token, job.class_noun, cfg.steps,
+    module = DreamBoothModule(parts.unet, parts.text_encoders, parts.scheduler, cfg, resolution)
+    datamodule = DreamBoothData(data.instance, data.klass, parts.tokenizers, job.token, job.class_noun, cfg.steps,
                                 cfg.batch_size, cfg.accumulate_grad_batches, cfg.seed)
     store = ScoreStore(job.work_dir)
     ckpt_dir = job.work_dir / "checkpoints"
@@ -207,7 +244,7 @@ def fit(job: FinetuneJob, parts, data: TrainingData, hooks: Hooks):
         accelerator="auto",
         devices=cfg.devices,
         strategy=cfg.strategy,
-        precision=cfg.resolved_precision(),
+        precision=cfg.resolved_precision(parts.family),
         accumulate_grad_batches=cfg.accumulate_grad_batches,
         gradient_clip_val=cfg.gradient_clip or None,
         logger=_logger(job),

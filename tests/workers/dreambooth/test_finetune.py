@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def make_job(base, photos, tmp_path, **overrides) -> FinetuneJob:
-    settings = {"steps": 6, "num_class_images": 4, "class_image_steps": 2, "checkpoint_every": 3, **overrides}
+    settings = {"steps": 6, "num_class_images": 4, "class_image_steps": 2, "checkpoint_every": 3,
+                "validation_images": 1, "validation_steps": 2, **overrides}
     config = load_config(base, **settings)
     return FinetuneJob(images=photos, class_noun="circle", token="sks", base_model=base,
                        out_dir=tmp_path / "model", work_dir=tmp_path / "work", class_bank=tmp_path / "bank",
@@ -27,7 +28,7 @@ def make_job(base, photos, tmp_path, **overrides) -> FinetuneJob:
 
 def test_full_finetune_exports_only_trained_weights_and_changes_them(tiny_base, photos, tmp_path):
     phases = []
-    card = run_finetune(make_job(tiny_base, photos, tmp_path), Hooks(on_phase=phases.append))
+    card = run_finetune(make_job(tiny_base, photos, tmp_path, method="full"), Hooks(on_phase=phases.append))
     assert phases == ["preparing", "class_images", "training", "validating", "done"]
     out = tmp_path / "model"
     assert {p.name for p in out.iterdir()} == {"unet", "text_encoder", "validation", "imagebooth_model.json"}
@@ -91,7 +92,8 @@ def _cli(base, photos, out, *extra):
 def test_sigkilled_run_resumes_from_its_checkpoint(tiny_base, photos, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "IMAGEBOOTH_DATA_DIR": str(tmp_path / "data")}
     config = tmp_path / "slow.yaml"
-    config.write_text("steps: 400\ncheckpoint_every: 5\nnum_class_images: 2\nclass_image_steps: 2\n")
+    config.write_text("steps: 400\ncheckpoint_every: 5\nnum_class_images: 2\nclass_image_steps: 2\nmethod: full\n"
+                      "validation_images: 1\nvalidation_steps: 2\n")
     out, work = tmp_path / "model", tmp_path / "model.work"
     child = subprocess.Popen(_cli(tiny_base, photos, out, "--config", str(config)), cwd=ROOT, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -127,7 +129,13 @@ def test_ddp_with_two_cpu_processes(tiny_base, photos, tmp_path):
 
 
 def test_config_presets_overrides_and_validation(tiny_base, tmp_path):
-    assert load_config(tiny_base).learning_rate == 5e-6  # a stock SD folder keeps the published recipe
+    stock = load_config(tiny_base)  # a stock SD folder: LoRA, text encoders frozen (diffusers' LoRA recipe)
+    assert (stock.method, stock.learning_rate, stock.train_text_encoder) == ("lora", 1e-4, False)
+    full = load_config(tiny_base, method="full")  # full keeps the published full recipe
+    assert (full.learning_rate, full.train_text_encoder) == (5e-6, True)
+    config = tmp_path / "mine.yaml"
+    config.write_text("method: full\nlearning_rate: 1.0e-5\n")
+    assert load_config(tiny_base, config).learning_rate == 1e-5  # what the file sets wins over the preset's full
     shapes = tmp_path / "shapes"
     shapes.mkdir()
     (shapes / "recipe.json").write_text("{}")
@@ -138,3 +146,5 @@ def test_config_presets_overrides_and_validation(tiny_base, tmp_path):
         FinetuneConfig().with_overrides(warp_speed=9)
     with pytest.raises(ValueError, match="method"):
         FinetuneConfig(method="magic")
+    with pytest.raises(ValueError, match="validation_images, resolution"):
+        FinetuneConfig(validation_images=99, resolution=500)

@@ -22,7 +22,7 @@ def lora_model(tiny_base, tmp_path_factory):
     from workers.dreambooth.subjects import EVAL_SUBJECTS, subject_photos
 
     root = tmp_path_factory.mktemp("kohya")
-    config = load_config(tiny_base, method="lora", steps=3, num_class_images=2, class_image_steps=2,
+    config = load_config(tiny_base, method="lora", train_text_encoder=True, steps=3, num_class_images=2, class_image_steps=2,
                          checkpoint_every=3, lora_rank=4, learning_rate=0.05, text_encoder_learning_rate=0.05)
     job = FinetuneJob(images=subject_photos(EVAL_SUBJECTS[0], 3, root / "photos"), class_noun="circle", token="sks",
                       base_model=tiny_base, out_dir=root / "model", work_dir=root / "work", class_bank=root / "bank",

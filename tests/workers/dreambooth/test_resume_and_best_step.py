@@ -17,7 +17,7 @@ class Killed(Exception):
 
 def job_in(base, photos, folder, **overrides) -> FinetuneJob:
     settings = {"steps": 8, "num_class_images": 2, "class_image_steps": 2, "checkpoint_every": 3,
-                "holdout_photos": 1, **overrides}
+                "holdout_photos": 1, "validation_images": 1, "validation_steps": 2, **overrides}
     return FinetuneJob(images=photos, class_noun="circle", token="sks", base_model=base, out_dir=folder / "model",
                        work_dir=folder / "work", class_bank=folder.parent / "bank", config=load_config(base, **settings))
 
