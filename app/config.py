@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     # LoRA personal models are adapters on the worker's one warm base (workers/engine/adapters.py):
     # as many stay loaded as fit in this many MB of adapter weights, least recently used out first.
     adapter_cache_mb: float = Field(512.0, gt=0)
+    # The fast profile's backend: "auto" compiles an OpenVINO candidate at load and keeps the faster
+    # of it and PyTorch (a warm-up A/B); "torch" skips the export (at SD 1.5 size on a CPU it took
+    # 31 minutes and 13 GB the first time, measured); "openvino" skips the A/B.
+    engine_backend: Literal["auto", "torch", "openvino"] = "auto"
     # Jobs (app/jobs): a worker beats each running job's heartbeat every job_heartbeat_s; a
     # job silent for job_stale_after_s has lost its worker and is queued again (a fine-tune
     # resumes from its checkpoint). A queued job not taken job_resend_after_s after its task

@@ -241,7 +241,7 @@ class PipelineCache:
         self.max_personal = max_personal
         self.device = device or pick_device()
         self.compile_unet = compile_unet
-        self.backend = backend or BackendSettings()
+        self.backend = backend  # None: from the worker's settings, read at first load
         self.adapter_cache_bytes = adapter_cache_bytes
         self._bases: dict[tuple[Path, str], LoadedPipeline] = {}
         self._personal: OrderedDict[tuple[Path, Path, str], LoadedPipeline] = OrderedDict()
@@ -268,11 +268,18 @@ class PipelineCache:
         key = (path, profile.name)
         if key not in self._bases:
             logger.info("loading base model %s for profile %s", path, profile.name)
-            info, modules, backend = load_base(path, profile, self.device, self.backend)
+            info, modules, backend = load_base(path, profile, self.device, self._backend_settings())
             adapters = AdapterSet(modules, backend, self._adapter_budget())
             self._bases[key] = LoadedPipeline(info, modules, ModelRef(base=path), profile, self.device,
                                               model_defaults(path), backend, adapters)
         return self._bases[key]
+
+    def _backend_settings(self) -> BackendSettings:
+        if self.backend is not None:
+            return self.backend
+        from app.config import get_settings
+
+        return BackendSettings(mode=get_settings().engine_backend)
 
     def _adapter_budget(self) -> int:
         if self.adapter_cache_bytes is not None:
@@ -290,7 +297,7 @@ class PipelineCache:
             logger.info("loading personal model %s on %s", folder, base.ref.base)
             pipe, owned = load_personal_pipeline(base, folder, parts)
             backend, on_torch = prepare_personal(base.runner(), base.modules.backend(), base.info, pipe, folder,
-                                                 base.profile, self.device, owned, self.backend)
+                                                 base.profile, self.device, owned, self._backend_settings())
             self._personal[key] = dataclasses.replace(base, modules=TorchModules.ready(folder, on_torch), backend=backend)
             self._evict()
         # shares the base's text encoder or UNet: its runs hold the base with no adapter active

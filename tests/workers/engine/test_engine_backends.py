@@ -227,3 +227,14 @@ def test_fast_profile_decodes_with_the_cards_fast_decoder(blobs, tmp_path, tiny_
     # quality keeps the full VAE: same pictures as the model without a fast decoder
     reference = make_cache(blobs, mode).get(ModelRef(base=tiny_model_dir), "quality")
     assert np.array_equal(pixels(quality, sampler="UniPC"), pixels(reference, sampler="UniPC"))
+
+
+def test_the_engine_backend_setting_forces_pytorch_without_an_export(tiny_model_dir, tmp_path, env_override):
+    # an operator's way out of the load-time export (minutes and gigabytes at SD 1.5 size on a CPU)
+    env_override(ENGINE_BACKEND="torch", DATA_DIR=str(tmp_path / "data"))
+    loaded = PipelineCache(device=CPU).get(ModelRef(base=tiny_model_dir), "fast")
+    assert not isinstance(loaded.backend, OpenVinoBackend) and loaded.backend.name.startswith("torch")
+    assert not (tmp_path / "data" / "cache" / "openvino").exists()  # nothing was exported
+    env_override(ENGINE_BACKEND="openvino")
+    forced = PipelineCache(device=CPU).get(ModelRef(base=tiny_model_dir), "fast")
+    assert isinstance(forced.backend, OpenVinoBackend)
