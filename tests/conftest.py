@@ -299,3 +299,16 @@ def generous_credits(monkeypatch):
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def random_model_builds(tmp_path_factory) -> Path:
+    """One cache of workers/random_models.py builds for the whole run (each tiny build is made once)."""
+    return tmp_path_factory.mktemp("random-models")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(random_model_builds) -> Path:
+    from workers import random_models
+
+    return random_models.cached_model("tiny-sdxl", random_model_builds)

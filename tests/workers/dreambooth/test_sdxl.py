@@ -14,16 +14,6 @@ from workers.dreambooth.train import FinetuneJob, Hooks, load_base, run_finetune
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory):
-    return tmp_path_factory.mktemp("random-models")
-
-
-@pytest.fixture(scope="module")
-def tiny_sdxl(builds):
-    return random_models.cached_model("tiny-sdxl", builds)
-
-
-@pytest.fixture(scope="module")
 def trained(tiny_sdxl, tmp_path_factory):
     """One LoRA job: 4 photos (one held out for the scores), a small preset-driven run."""
     root = tmp_path_factory.mktemp("sdxl-job")
@@ -79,7 +69,7 @@ def test_sdxl_conditioning_caches_frozen_embeddings_with_pooled_and_time_ids(tin
     assert module.embeddings is not None and len(module.embeddings) == 2  # two distinct prompts, encoded once each
 
 
-def test_the_sdxl_personal_model_is_an_adapter_on_its_base_and_refused_on_another(trained, tiny_sdxl, builds):
+def test_the_sdxl_personal_model_is_an_adapter_on_its_base_and_refused_on_another(trained, tiny_sdxl, random_model_builds):
     from app.catalog.checkpoint import IncompatibleModel
     from workers.engine.inputs import GenerationRequest
     from workers.engine.loading import ModelRef, PipelineCache
@@ -92,7 +82,7 @@ def test_the_sdxl_personal_model_is_an_adapter_on_its_base_and_refused_on_anothe
     assert result.images[0].size == (32, 32)
     adapters = cache.adapter_set(tiny_sdxl, "quality")
     assert adapters is not None and len(adapters.loaded) == 1
-    tiny_sd = random_models.cached_model("tiny-sd", builds)
+    tiny_sd = random_models.cached_model("tiny-sd", random_model_builds)
     with pytest.raises(IncompatibleModel, match=r"trained on a SDXL base model .* cannot run on"):
         cache.get(ModelRef(base=tiny_sd, personal=job.out_dir), "quality")
     assert json.loads((job.out_dir / "imagebooth_model.json").read_text())["base_architecture"]["family"] == "sdxl"

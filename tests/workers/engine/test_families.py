@@ -22,18 +22,8 @@ from workers.single_file import copy_configs, folder_to_single_file
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory):
-    return tmp_path_factory.mktemp("random-models")
-
-
-@pytest.fixture(scope="module")
-def tiny_sdxl(builds):
-    return random_models.cached_model("tiny-sdxl", builds)
-
-
-@pytest.fixture(scope="module")
-def tiny_sd(builds):
-    return random_models.cached_model("tiny-sd", builds)
+def tiny_sd(random_model_builds):
+    return random_models.cached_model("tiny-sd", random_model_builds)
 
 
 @pytest.fixture()
@@ -75,8 +65,8 @@ def test_sdxl_fast_profile_batches_prompts_with_per_image_seeds(tiny_sdxl, cache
 
 
 @pytest.mark.parametrize("name", ["tiny-sd", "tiny-sdxl"])
-def test_single_file_round_trips_and_generates(builds, tmp_path, cache, name):
-    folder = random_models.cached_model(name, builds)
+def test_single_file_round_trips_and_generates(random_model_builds, tmp_path, cache, name):
+    folder = random_models.cached_model(name, random_model_builds)
     beside = copy_configs(folder, tmp_path / "with-configs")
     file = folder_to_single_file(folder, beside / f"{name}.safetensors")
     (beside / f"{name}.imagebooth_model.json").write_text(json.dumps({"name": "from a file", "steps": 3}))
@@ -93,15 +83,15 @@ def test_single_file_round_trips_and_generates(builds, tmp_path, cache, name):
     assert result.steps == 3 and result.model_name == "from a file" and result.images[0].size == (32, 32)
 
 
-def test_a_single_file_without_configs_names_what_it_needs(builds, tmp_path):
-    file = folder_to_single_file(random_models.cached_model("tiny-sdxl", builds), tmp_path / "alone.safetensors")
+def test_a_single_file_without_configs_names_what_it_needs(random_model_builds, tmp_path):
+    file = folder_to_single_file(random_models.cached_model("tiny-sdxl", random_model_builds), tmp_path / "alone.safetensors")
     with pytest.raises(ModelPathError, match=r"single-file SDXL checkpoint.*IMAGEBOOTH_MODEL_CONFIG_PATH"):
         check_model_path(file)
-    partial = copy_configs(random_models.cached_model("tiny-sdxl", builds), tmp_path / "partial")
+    partial = copy_configs(random_models.cached_model("tiny-sdxl", random_model_builds), tmp_path / "partial")
     shutil.rmtree(partial / "tokenizer_2")
     with pytest.raises(ModelPathError, match=r"lacks tokenizer_2/tokenizer\.json or vocab\.json and merges\.txt"):
         check_model_path(file, partial)
-    other = copy_configs(random_models.cached_model("tiny-sd", builds), tmp_path / "sd-configs")
+    other = copy_configs(random_models.cached_model("tiny-sd", random_model_builds), tmp_path / "sd-configs")
     with pytest.raises(ModelPathError, match="is not"):
         check_model_path(file, other)
 
