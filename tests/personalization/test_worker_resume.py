@@ -41,6 +41,7 @@ def test_killed_worker_job_resumes_from_its_checkpoint_on_the_next_worker(
     client, create_subject, tmp_path, tiny_base_folder, env_override, db
 ) -> None:
     from app import storage
+    from app.catalog.model_card import LORA_FILE
     from app.models import TrainedModel
 
     config = tmp_path / "finetune.yaml"
@@ -95,4 +96,4 @@ def test_killed_worker_job_resumes_from_its_checkpoint_on_the_next_worker(
     assert done["attempts"] == 2 and done["resumed_from_step"] >= 5, done  # not step 0
     assert f"fine-tune {job_id} resumed at step {done['resumed_from_step']}" in log
     model = db.get(TrainedModel, done["model_id"])
-    assert model.token == subject["token"] and (storage.resolve(model.path) / "unet").is_dir()
+    assert model.token == subject["token"] and (storage.resolve(model.path) / LORA_FILE).is_file()

@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from app.catalog.model_card import LORA_FILE
 from workers.dreambooth.config import FinetuneConfig, load_config
 from workers.dreambooth.train import Canceled, FinetuneJob, Hooks, run_finetune
 
@@ -125,7 +126,8 @@ def test_ddp_with_two_cpu_processes(tiny_base, photos, tmp_path):
     done = subprocess.run(_cli(tiny_base, photos, out, "--config", str(config), "--devices", "2", "--strategy", "ddp"),
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (out / "unet").is_dir() and (out / "imagebooth_model.json").exists()
+    # the stable-diffusion preset trains a LoRA
+    assert (out / LORA_FILE).is_file() and (out / "imagebooth_model.json").exists()
 
 
 def test_config_presets_overrides_and_validation(tiny_base, tmp_path):
