@@ -66,11 +66,29 @@ def load_fast_decoder(folder: Path, subfolder: str | None, profile: Profile):
     return AutoencoderTiny.from_pretrained(folder / subfolder, local_files_only=True, dtype=torch.float32).eval()
 
 
+# The auto mode exports only UNets up to this size. Exporting and compiling the bundled model
+# takes seconds; at SD 1.5 size (3.4 GB of fp32 UNet) it took 31 min and 13 GB of worker memory
+# on a 2-core CPU before the first picture (bench/README.md, realsize): a cost no first request
+# should wait for. Operators can still force it with IMAGEBOOTH_ENGINE_BACKEND=openvino.
+AUTO_EXPORT_MAX_UNET_BYTES = 512 * 2**20
+
+
+def unet_weight_bytes(info: ModelInfo) -> int:
+    """The UNet's weights on disk (a single checkpoint counts whole: the UNet is most of it)."""
+    if info.path.is_file():
+        return info.path.stat().st_size
+    return sum(path.stat().st_size for path in part_files(info.path / "unet") if path.suffix != ".json")
+
+
 def _wants_compiled(profile: Profile, settings: BackendSettings, info: ModelInfo) -> bool:
     from workers.engine.openvino_backend import openvino_available
 
     if settings.mode == "torch" or not profile.compiled_candidate or info.is_sdxl:
         return False  # SDXL: exporting 2.6B parameters needs more memory than serving them
+    if settings.mode == "auto" and unet_weight_bytes(info) > AUTO_EXPORT_MAX_UNET_BYTES:
+        logger.info("openvino: not exporting a %.1f GB UNet at load (auto mode); it runs on PyTorch",
+                    unet_weight_bytes(info) / 1e9)
+        return False
     # the exported text encoder takes no attention mask; such models stay on PyTorch
     return openvino_available() and not info.uses_attention_mask
 

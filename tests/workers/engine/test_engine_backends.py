@@ -12,7 +12,7 @@ import torch
 
 from workers.engine import GenerationRequest, ModelRef, PipelineCache, generate, parameters_for
 from workers.engine.backend_choice import BackendSettings
-from workers.engine.model_info import files_key, part_files
+from workers.engine.model_info import ModelInfo, files_key, part_files
 from workers.engine.openvino_backend import OpenVinoBackend
 from workers.engine.tiny_model import write_full_finetune, write_lora
 
@@ -202,6 +202,20 @@ def test_quality_and_forced_torch_stay_on_pytorch(tmp_path, tiny_model_dir):
     assert make_cache(tmp_path / "a", "auto").get(ModelRef(base=tiny_model_dir), "quality").backend.name == "torch-fp32"
     assert make_cache(tmp_path / "b", "torch").get(ModelRef(base=tiny_model_dir), "fast").backend.name.startswith("torch")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_auto_does_not_export_a_large_unet_at_load(tmp_path, tiny_model_dir, monkeypatch, caplog):
+    import workers.engine.backend_choice as backend_choice
+
+    size = backend_choice.unet_weight_bytes(ModelInfo.of_folder(tiny_model_dir))
+    assert size > 0
+    monkeypatch.setattr(backend_choice, "AUTO_EXPORT_MAX_UNET_BYTES", size - 1)
+    with caplog.at_level(logging.INFO, logger="workers.engine.backend_choice"):
+        loaded = make_cache(tmp_path / "blobs", "auto").get(ModelRef(base=tiny_model_dir), "fast")
+    assert loaded.backend.name.startswith("torch-") and not (tmp_path / "blobs").exists()
+    assert any("not exporting" in r.getMessage() for r in caplog.records)
+    # forcing the compiled backend still exports it
+    assert make_cache(tmp_path / "forced", "openvino").get(ModelRef(base=tiny_model_dir), "fast").backend.name.startswith("openvino")
 
 
 def with_fast_decoder(tiny_model_dir, folder):
