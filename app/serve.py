@@ -17,6 +17,9 @@ from app.config import get_settings
 WORKER_STOP_TIMEOUT_S = 15
 _PR_SET_PDEATHSIG = 1
 TRAINING_NICE = 10  # the scheduler's weight for nice 10 is about a tenth of nice 0's
+# Two model copies may take this share of memory; the rest is activations, the web server,
+# the database and the page cache the weights are read through.
+MODEL_MEMORY_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -28,14 +31,45 @@ class WorkerPlan:
     nice: int
 
 
-def embedded_workers(cores: int) -> list[WorkerPlan]:
+def embedded_workers(cores: int, model_bytes: int = 0, memory_bytes: int | None = None) -> list[WorkerPlan]:
     """A worker per queue, so a generation never waits for a fine-tune to finish.
 
     The inference worker may use every core (its bursts are short); the fine-tune trains on
     one core fewer and niced, so the kernel hands a generation the cores the moment it needs
-    them, and OpenMP threads of the two never outnumber the cores by more than one."""
+    them, and OpenMP threads of the two never outnumber the cores by more than one.
+
+    Each worker holds its own copy of the model (`model_bytes`, as served). Where two copies
+    do not fit in `memory_bytes` (SDXL, 14 GB in fp32, on a 24 GB machine), one worker serves
+    both queues instead: its fine-tune drops the serving copy before loading its own, so a
+    generation waits while a fine-tune trains, but neither is killed for memory."""
+    if memory_bytes is not None and 2 * model_bytes > MODEL_MEMORY_SHARE * memory_bytes:
+        return [WorkerPlan("inference,training", threads=max(1, cores), nice=0)]
     return [WorkerPlan("inference", threads=max(1, cores), nice=0),
             WorkerPlan("training", threads=max(1, cores - 1), nice=TRAINING_NICE)]
+
+
+def serving_bytes(model_path) -> int:
+    """The configured model's weights held in fp32 (the engine's CPU dtype without native bf16,
+    and a fine-tune's frozen UNet): 0 where the path cannot be read (still being trained)."""
+    from app.catalog.checkpoint import ModelPathError, parameter_count
+
+    try:
+        return 4 * parameter_count(model_path)
+    except (ModelPathError, OSError):
+        return 0
+
+
+def memory_bytes() -> int | None:
+    """This machine's memory, or its cgroup's limit where that is lower."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+    try:
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()  # noqa: SIM115 - one read
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
 
 
 def run_worker(
@@ -115,7 +149,12 @@ def serve(host: str, port: int, migrate: bool = False) -> int:
     if not _schema_ready(migrate or settings.is_sqlite) or not _model_servable():
         return 1
     # 3. the workers, each in its own process so a model load never blocks a web request
-    workers = [_start_worker(plan) for plan in embedded_workers(os.cpu_count() or 1)]
+    plans = embedded_workers(os.cpu_count() or 1, serving_bytes(settings.model_path), memory_bytes())
+    if len(plans) == 1:
+        print(f"imagebooth: one worker serves generations and fine-tunes: two copies of this model "
+              f"({serving_bytes(settings.model_path) / 1e9:.1f} GB each in fp32) do not fit in this machine's "
+              f"{(memory_bytes() or 0) / 1e9:.1f} GB; a generation waits while a fine-tune trains", file=sys.stderr)
+    workers = [_start_worker(plan) for plan in plans]
     # 4. the web server; the URL is printed once it is really listening. Forwarded
     #    headers are the app's business (IMAGEBOOTH_TRUSTED_PROXIES), not uvicorn's.
     config = uvicorn.Config("app.main:create_app", factory=True, host=host, port=port, log_level="info",
@@ -164,7 +203,8 @@ def _announce(server, host: str, port: int, workers: list[subprocess.Popen]) -> 
     if server.started:
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         pids = ", ".join(str(worker.pid) for worker in workers)
-        print(f"\nImageBooth is running at http://{shown_host}:{port}/  (inference and training worker pids {pids}; "
+        names = "inference and training worker" if len(workers) > 1 else "worker (inference and training)"
+        print(f"\nImageBooth is running at http://{shown_host}:{port}/  ({names} pids {pids}; "
               "Ctrl-C stops them all)\n", flush=True)
 
 

@@ -63,3 +63,21 @@ def test_a_busy_port_is_named_with_the_way_to_pick_another(clean_state) -> None:
     assert f"port {port} on 127.0.0.1 is already in use" in finished.stderr
     assert f"make run PORT={port + 1}" in finished.stderr
     assert "worker" not in finished.stdout.lower()  # nothing was started
+
+
+def test_a_model_too_big_for_two_copies_gets_one_worker_for_both_queues(tiny_sdxl) -> None:
+    from safetensors.torch import load_file
+
+    from app.catalog.checkpoint import parameter_count
+    from app.serve import embedded_workers, serving_bytes
+
+    weights = [load_file(file) for file in tiny_sdxl.glob("*/*.safetensors")]
+    assert {file.parent.name for file in tiny_sdxl.glob("*/*.safetensors")} >= {"unet", "text_encoder_2", "vae"}
+    assert parameter_count(tiny_sdxl) == sum(t.numel() for state in weights for t in state.values())
+    assert serving_bytes(tiny_sdxl) == 4 * parameter_count(tiny_sdxl)
+    assert serving_bytes(tiny_sdxl / "missing") == 0
+    gb = 10**9
+    assert [p.queue for p in embedded_workers(2, 4 * gb, 24 * gb)] == ["inference", "training"]  # SD 1.5
+    [both] = embedded_workers(2, 14 * gb, 24 * gb)  # SDXL in fp32
+    assert both.queue == "inference,training" and both.threads == 2 and both.nice == 0
+    assert len(embedded_workers(2, 14 * gb, None)) == 2  # memory unknown: the usual plan

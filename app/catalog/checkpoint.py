@@ -170,6 +170,20 @@ def single_file_config(file: Path, configured: Path | None) -> Path:
     return folder
 
 
+def parameter_count(path: Path | str) -> int:
+    """The model's parameters (every part's weights), from the safetensors headers alone."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(path.glob("*/*.safetensors"))
+    total = 0
+    for file in files:
+        for shape in tensor_shapes(file).values():
+            count = 1
+            for side in shape:
+                count *= side
+            total += count
+    return total
+
+
 def check_model_path(path: Path, config_path: Path | None = None) -> ModelKind:
     """Everything knowable without loading weights: the family, and a single file's configs."""
     kind = model_kind(path)
