@@ -207,8 +207,8 @@ def _warm_batch_sizes(model: ModelRef, sizes: range) -> None:
 
     started = time.perf_counter()
     try:
-        warm_batch_sizes(model, sizes)
-        log.info("batch sizes %d-%d warm in %.1fs", sizes.start, sizes.stop - 1, time.perf_counter() - started)
+        if warm_batch_sizes(model, sizes):
+            log.info("batch sizes %d-%d warm in %.1fs", sizes.start, sizes.stop - 1, time.perf_counter() - started)
     except Exception:  # a job of that size compiles it then
         log.exception("could not warm batch sizes %s", list(sizes))
 

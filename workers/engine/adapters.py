@@ -68,6 +68,7 @@ class AdapterBackend:
         # so a LoRA that leaves the text encoder alone shares the base's cached embeddings
         self.text_backend: Backend = torch_backend if touches_text_encoder else base
         self.name = f"{torch_backend.name}+lora" if base is torch_backend else f"{torch_backend.name}+lora/{base.name}"
+        self.static_shapes = base.static_shapes or torch_backend.static_shapes
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                     input_ids_2: torch.Tensor | None = None) -> torch.Tensor:

@@ -25,6 +25,8 @@ from workers.engine.profiles import Profile, autocast_context
 
 class Backend(Protocol):
     name: str  # shown in the worker log and the PNG parameters, e.g. "openvino-bf16"
+    # compiled per input shape (each batch size is compiled on first use); eager PyTorch is not
+    static_shapes: bool
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                     input_ids_2: torch.Tensor | None = None) -> torch.Tensor: ...
@@ -56,6 +58,7 @@ class TorchBackend:
         self.pipe, self.profile, self.device = pipe, profile, device
         self.decoder = decoder if decoder is not None else pipe.vae
         self.name = f"torch-{dtype_label(pipe.unet.dtype)}"
+        self.static_shapes = profile.compile_unet  # torch.compile(dynamic=False)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                     input_ids_2: torch.Tensor | None = None) -> torch.Tensor:

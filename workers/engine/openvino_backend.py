@@ -189,6 +189,7 @@ class OpenVinoBackend:
     def __init__(self, text: CompiledPart, unet: CompiledPart, decoder: CompiledPart, decoder_config):
         self.text, self.unet, self.decoder, self.decoder_config = text, unet, decoder, decoder_config
         self.name = f"openvino-{unet.precision}"
+        self.static_shapes = True
 
     def with_parts(self, **parts: CompiledPart) -> OpenVinoBackend:
         """The same backend with some parts replaced (a personal model's own UNet)."""

@@ -252,3 +252,23 @@ def test_the_engine_backend_setting_forces_pytorch_without_an_export(tiny_model_
     env_override(ENGINE_BACKEND="openvino")
     forced = PipelineCache(device=CPU).get(ModelRef(base=tiny_model_dir), "fast")
     assert isinstance(forced.backend, OpenVinoBackend)
+
+
+@pytest.mark.parametrize("mode", ["torch", "openvino"])
+def test_batch_sizes_are_warmed_only_for_static_shapes(tiny_model_dir, tmp_path, env_override, monkeypatch, mode):
+    import workers.engine.batching as batching
+    from workers.engine.loading import process_cache
+
+    env_override(ENGINE_BACKEND=mode, DATA_DIR=str(tmp_path / "data"))
+    process_cache().clear()
+    runs: list[int] = []
+    real = batching.generate_batch
+    monkeypatch.setattr(batching, "generate_batch", lambda model, members: runs.append(members[0].request.n)
+                        or real(model, members))
+    try:
+        warmed = batching.warm_batch_sizes(ModelRef(base=tiny_model_dir), range(2, 4))
+        static = process_cache().get(ModelRef(base=tiny_model_dir), "fast").backend.static_shapes
+    finally:
+        process_cache().clear()
+    assert static is (mode == "openvino") and warmed is static
+    assert runs == ([2, 3] if static else [])  # eager PyTorch takes any batch size as it comes
