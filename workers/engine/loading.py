@@ -3,7 +3,7 @@
 Loading a real SD folder takes seconds and its weights are most of a worker's memory, so a
 worker process loads each base model once per profile and keeps it. Personal models
 (DreamBooth outputs) are small deltas on a base. A personal model folder holds either:
-- `unet/` and/or `text_encoder/`: full fine-tunes of those parts (diffusers format), loaded
+- `unet/` and/or `text_encoder/` (SDXL: and `text_encoder_2/`): full fine-tunes of those parts (diffusers format), loaded
   as their own modules beside the base's shared VAE, tokenizer and untouched parts; a few
   stay warm in an LRU (`max_personal`), and evicting one frees only its own parts; or
 - `pytorch_lora_weights.safetensors`: a peft LoRA (as diffusers' DreamBooth LoRA script
@@ -143,6 +143,7 @@ class PersonalParts:
 
     unet: bool
     text_encoder: bool
+    text_encoder_2: bool  # SDXL's second, trained beside the first by a full fine-tune
     lora: Path | None
     lora_touches_text_encoder: bool
 
@@ -170,14 +171,15 @@ def inspect_personal_folder(folder: Path) -> PersonalParts:
     parts = PersonalParts(
         unet=(folder / "unet" / "config.json").exists(),
         text_encoder=(folder / "text_encoder" / "config.json").exists(),
+        text_encoder_2=(folder / "text_encoder_2" / "config.json").exists(),
         lora=lora if lora.exists() else None,
         lora_touches_text_encoder=lora.exists() and _lora_has_text_encoder_keys(lora),
     )
-    if not (parts.unet or parts.text_encoder or parts.lora):
+    if not (parts.unet or parts.text_encoder or parts.text_encoder_2 or parts.lora):
         raise FileNotFoundError(
-            f"personal model: {folder} has no unet/, text_encoder/ or {LORA_WEIGHTS_NAME}"
+            f"personal model: {folder} has no unet/, text_encoder/, text_encoder_2/ or {LORA_WEIGHTS_NAME}"
         )
-    if parts.lora and (parts.unet or parts.text_encoder):
+    if parts.lora and (parts.unet or parts.text_encoder or parts.text_encoder_2):
         raise FileNotFoundError(f"personal model: {folder} holds both a LoRA and fine-tuned parts")
     return parts
 
@@ -207,7 +209,7 @@ def _fresh_part(part: str, personal: Path, base_pipe):
 def load_personal_pipeline(base: LoadedPipeline, folder: Path, parts: PersonalParts) -> tuple[object, list[str]]:
     """A new pipeline object of the base's class around a full fine-tune's own parts and the
     base's other ones."""
-    owned = [name for name in ("unet", "text_encoder") if getattr(parts, name)]
+    owned = [name for name in ("unet", "text_encoder", "text_encoder_2") if getattr(parts, name)]
     modules = {name: _fresh_part(name, folder, base.pipe) for name in owned}
     extra = {} if is_sdxl(base.pipe) else {"requires_safety_checker": False}
     return type(base.pipe)(**{**base.pipe.components, **modules}, **extra), owned

@@ -86,3 +86,31 @@ def test_the_sdxl_personal_model_is_an_adapter_on_its_base_and_refused_on_anothe
     with pytest.raises(IncompatibleModel, match=r"trained on a SDXL base model .* cannot run on"):
         cache.get(ModelRef(base=tiny_sd, personal=job.out_dir), "quality")
     assert json.loads((job.out_dir / "imagebooth_model.json").read_text())["base_architecture"]["family"] == "sdxl"
+
+
+def test_a_full_sdxl_finetune_is_served_with_its_own_second_text_encoder(tiny_sdxl, tmp_path):
+    from transformers import CLIPTextModelWithProjection
+
+    from workers.engine.inputs import GenerationRequest
+    from workers.engine.loading import ModelRef, PipelineCache
+    from workers.engine.sampling import generate
+
+    folder = tmp_path / "full"
+    encoder = CLIPTextModelWithProjection.from_pretrained(tiny_sdxl / "text_encoder_2")
+    with torch.no_grad():
+        for parameter in encoder.parameters():
+            parameter.mul_(0.5)
+    encoder.save_pretrained(folder / "text_encoder_2", safe_serialization=True)
+    cache = PipelineCache(device=torch.device("cpu"))
+    base = cache.get(ModelRef(base=tiny_sdxl), "quality")
+    personal = cache.get(ModelRef(base=tiny_sdxl, personal=folder), "quality")
+    assert personal.pipe.text_encoder_2 is not base.pipe.text_encoder_2
+    assert personal.pipe.text_encoder is base.pipe.text_encoder and personal.pipe.unet is base.pipe.unet
+    mine = dict(personal.pipe.text_encoder_2.named_parameters())
+    assert all(torch.equal(mine[name], value) for name, value in encoder.named_parameters())
+
+    def pixels(loaded):
+        request = GenerationRequest(prompt="a sks circle", seeds=[0], steps=2, profile="quality")
+        return torch.tensor(list(generate(loaded, request).images[0].getdata()), dtype=torch.float32)
+
+    assert (pixels(personal) - pixels(base)).abs().max() > 0  # its conditioning, not the base's
