@@ -26,6 +26,7 @@ import asyncio
 import io
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -33,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -101,6 +103,24 @@ class Services:
         if self.pg_data is not None:
             subprocess.run([*self._as_postgres, "pg_ctl", "-D", str(self.pg_data), "-m", "fast", "stop"],
                            capture_output=True)
+
+
+def printed_url_line(serve: subprocess.Popen, sink: Path) -> re.Match[str]:
+    """The "running at http://..." line `imagebooth serve` prints (its match), after which the
+    rest of its stdout (uvicorn's access log) keeps being appended to `sink`: an unread pipe
+    fills after about 950 requests and then blocks the web server's event loop on a log write."""
+    assert serve.stdout is not None
+    for line in serve.stdout:
+        found = re.search(r"running at (http://\S+?)/?\s.*pids ([\d, ]+)", line)
+        if found:
+            threading.Thread(target=_drain, args=(serve.stdout, sink), daemon=True).start()
+            return found
+    raise RuntimeError("imagebooth serve printed no URL")
+
+
+def _drain(stream, sink: Path) -> None:
+    with open(sink, "a") as out:
+        shutil.copyfileobj(stream, out)
 
 
 def wait_for_port(port: int, timeout_s: float = 30) -> None:

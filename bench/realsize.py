@@ -116,7 +116,7 @@ def _generate(http, steps: int, model: str | None = None) -> tuple[float, tuple[
 
 
 def _start(model: Path, data: Path, config: Path | None, single_worker: bool) -> tuple[list[subprocess.Popen], str, list[int]]:
-    from bench.load import free_port
+    from bench.load import free_port, printed_url_line
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEBOOTH_")}
     env.update(IMAGEBOOTH_DATA_DIR=str(data), IMAGEBOOTH_MODEL_PATH=str(model.resolve()), HF_HUB_OFFLINE="1")
@@ -129,13 +129,8 @@ def _start(model: Path, data: Path, config: Path | None, single_worker: bool) ->
     if not single_worker:
         serve = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
                                  stdout=subprocess.PIPE, stderr=log, text=True)
-        assert serve.stdout is not None
-        for line in serve.stdout:
-            found = re.search(r"running at (http://\S+?)/?\s.*pids ([\d, ]+)", line)
-            if found:
-                pids = [int(p) for p in re.findall(r"\d+", found.group(2))]
-                return [serve], found.group(1), pids
-        raise RuntimeError("imagebooth serve printed no URL")
+        found = printed_url_line(serve, data / "serve.log")
+        return [serve], found.group(1), [int(p) for p in re.findall(r"\d+", found.group(2))]
     env["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)  # as serve gives its inference worker
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--queues", "inference,training", "--migrate"],
                               cwd=ROOT, env=env, stdout=log, stderr=log)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -78,7 +77,7 @@ def part_embedded(work: Path, model: Path) -> None:
         serve = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(_free_port())], cwd=ROOT,
                                  env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
-        url = _printed_url(serve)
+        url = _printed_url(serve, work / "serve.log")
         # two new users: a free account has one job at a time, so the picture is another user's
         with httpx.Client(base_url=url, timeout=120) as http, httpx.Client(base_url=url, timeout=120) as other:
             _sign_up(http, "trainer")
@@ -108,13 +107,10 @@ def _free_port() -> int:
     return free_port()
 
 
-def _printed_url(serve: subprocess.Popen) -> str:
-    assert serve.stdout is not None
-    for line in serve.stdout:
-        found = re.search(r"running at (http://\S+?)/?\s", line)
-        if found:
-            return found.group(1)
-    raise RuntimeError("imagebooth serve printed no URL")
+def _printed_url(serve: subprocess.Popen, sink: Path) -> str:
+    from bench.load import printed_url_line
+
+    return printed_url_line(serve, sink).group(1)
 
 
 def _csrf(http: httpx.Client) -> dict[str, str]:
