@@ -172,9 +172,15 @@ def _consumes_inference() -> bool:
     return INFERENCE_QUEUE in app.amqp.queues.consume_from
 
 
+_prepared_in: set[int] = set()  # pids: Celery's solo pool sends both signals that call this
+
+
 def _prepare_process(pool_processes: int) -> None:
     """Threads for torch, then the base model loaded and run once, in the process that
-    will run the tasks."""
+    will run the tasks (once: a second warm-up ran a real-size model again, 23 s at SD 1.5)."""
+    if os.getpid() in _prepared_in:
+        return
+    _prepared_in.add(os.getpid())
     import torch
 
     # Torch's default (one thread per core, or OMP_NUM_THREADS) is right for one process;

@@ -86,7 +86,7 @@ def warm_batch_sizes(model: ModelRef, sizes: range, profile: str = "fast") -> bo
     size, openvino_backend.py) are ready before the first job that needs them. False, running
     nothing, where the backend takes any shape as it comes (eager PyTorch): at SD 1.5 size the
     batches of 2-8 took 13 minutes of both cores for nothing."""
-    if not get_pipeline(model, profile).backend.static_shapes:
+    if not sizes or not get_pipeline(model, profile).backend.static_shapes:
         return False
     for size in sizes:
         request = GenerationRequest(prompt="warm up", n=size, seeds=list(range(size)), steps=1, profile=profile)
