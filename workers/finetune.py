@@ -49,7 +49,7 @@ def _over(job: JobRun) -> bool:
 
 def _train(job: JobRun, plan: runs.RunPlan) -> str:
     from workers.dreambooth.config import load_config
-    from workers.dreambooth.train import Canceled, FinetuneJob, Hooks, run_finetune
+    from workers.dreambooth.train import Canceled, FinetuneJob, Hooks, free_training_memory, run_finetune
 
     settings = get_settings()
     config = load_config(settings.model_path, settings.finetune_config, **plan.overrides)
@@ -65,6 +65,8 @@ def _train(job: JobRun, plan: runs.RunPlan) -> str:
         card = run_finetune(finetune, hooks)
     except Canceled:
         return "canceled"  # the job is not ours any more (its owner canceled it)
+    finally:
+        free_training_memory()
     if not runs.succeed(job, plan, card, settings.model_path):
         shutil.rmtree(plan.out_dir, ignore_errors=True)  # canceled during validation: no model
         return "canceled"

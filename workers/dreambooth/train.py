@@ -182,6 +182,21 @@ def release_engine_models() -> None:
     gc.collect()
 
 
+def free_training_memory() -> None:
+    """Give the finished fine-tune's memory back. Its modules and optimizer sit in reference
+    cycles (Lightning's trainer and module point at each other) until the collector runs, and
+    glibc keeps freed heap pages: after an SDXL job 8.7 GB stayed resident (2.3 GB after
+    gc.collect, 0.6 GB after malloc_trim, measured in one process), and in a worker that also
+    serves generations the engine's reload of the base then took it to 21 of 25 GB."""
+    import ctypes
+    import gc
+    import sys
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def split_photos(images: list[Path], holdout: int) -> tuple[list[Path], list[Path]]:
     """The photos to train on and the last `holdout` ones kept out (at least 3 are trained on)."""
     kept_out = min(holdout, max(0, len(images) - 3))

@@ -150,3 +150,24 @@ def test_config_presets_overrides_and_validation(tiny_base, tmp_path):
         FinetuneConfig(method="magic")
     with pytest.raises(ValueError, match="validation_images, resolution"):
         FinetuneConfig(validation_images=99, resolution=500)
+
+
+def test_a_finished_finetune_leaves_no_module_alive(tiny_base, photos, tmp_path):
+    import gc
+
+    from workers.dreambooth.module import DreamBoothModule
+    from workers.dreambooth.train import free_training_memory
+
+    def alive() -> int:
+        return sum(isinstance(o, DreamBoothModule) for o in gc.get_objects())
+
+    gc.collect()
+    before = alive()
+    gc.disable()  # the module's cycles outlive the job until a collection, as in a busy worker
+    try:
+        run_finetune(make_job(tiny_base, photos, tmp_path, method="lora", steps=2))
+        assert alive() > before
+        free_training_memory()
+        assert alive() == before
+    finally:
+        gc.enable()
