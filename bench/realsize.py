@@ -218,7 +218,7 @@ def run_figures(model: Path, repeats: int) -> None:
     import torch
 
     from workers.engine.backend_choice import BackendSettings
-    from workers.engine.loading import load_base_pipeline
+    from workers.engine.loading import load_base
     from workers.engine.profiles import resolve_profile
 
     print(f"# bench/realsize.py figures {model}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
@@ -226,7 +226,8 @@ def run_figures(model: Path, repeats: int) -> None:
     device = torch.device("cpu")
     profile = resolve_profile("fast", device)
     t0 = time.perf_counter()
-    pipe, backend = load_base_pipeline(model, profile, device, BackendSettings(mode="torch"))
+    _, _, backend = load_base(model, profile, device, BackendSettings(mode="torch"))
+    pipe = backend.pipe
     print(f"load (fast profile, PyTorch backend; unet {pipe.unet.dtype}): {time.perf_counter() - t0:.1f} s, "
           f"peak RSS {peak_rss_mb() / 1024:.2f} GB", flush=True)
     side = pipe.unet.config.sample_size
