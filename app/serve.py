@@ -149,11 +149,12 @@ def serve(host: str, port: int, migrate: bool = False) -> int:
     if not _schema_ready(migrate or settings.is_sqlite) or not _model_servable():
         return 1
     # 3. the workers, each in its own process so a model load never blocks a web request
-    plans = embedded_workers(os.cpu_count() or 1, serving_bytes(settings.model_path), memory_bytes())
+    model_bytes, memory = serving_bytes(settings.model_path), memory_bytes()
+    plans = embedded_workers(os.cpu_count() or 1, model_bytes, memory)
     if len(plans) == 1:
         print(f"imagebooth: one worker serves generations and fine-tunes: two copies of this model "
-              f"({serving_bytes(settings.model_path) / 1e9:.1f} GB each in fp32) do not fit in this machine's "
-              f"{(memory_bytes() or 0) / 1e9:.1f} GB; a generation waits while a fine-tune trains", file=sys.stderr)
+              f"({model_bytes / 1e9:.1f} GB each in fp32) do not fit in this machine's "
+              f"{(memory or 0) / 1e9:.1f} GB; a generation waits while a fine-tune trains", file=sys.stderr)
     workers = [_start_worker(plan) for plan in plans]
     # 4. the web server; the URL is printed once it is really listening. Forwarded
     #    headers are the app's business (IMAGEBOOTH_TRUSTED_PROXIES), not uvicorn's.

@@ -14,6 +14,7 @@ SD 2.x OpenCLIP ViT-H as `cond_stage_model.model`, SD 1.x OpenAI CLIP as
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -174,14 +175,7 @@ def parameter_count(path: Path | str) -> int:
     """The model's parameters (every part's weights), from the safetensors headers alone."""
     path = Path(path)
     files = [path] if path.is_file() else sorted(path.glob("*/*.safetensors"))
-    total = 0
-    for file in files:
-        for shape in tensor_shapes(file).values():
-            count = 1
-            for side in shape:
-                count *= side
-            total += count
-    return total
+    return sum(math.prod(shape) for file in files for shape in tensor_shapes(file).values())
 
 
 def check_model_path(path: Path, config_path: Path | None = None) -> ModelKind:

@@ -85,9 +85,8 @@ def _wants_compiled(profile: Profile, settings: BackendSettings, info: ModelInfo
 
     if settings.mode == "torch" or not profile.compiled_candidate or info.is_sdxl:
         return False  # SDXL: exporting 2.6B parameters needs more memory than serving them
-    if settings.mode == "auto" and unet_weight_bytes(info) > AUTO_EXPORT_MAX_UNET_BYTES:
-        logger.info("openvino: not exporting a %.1f GB UNet at load (auto mode); it runs on PyTorch",
-                    unet_weight_bytes(info) / 1e9)
+    if settings.mode == "auto" and (size := unet_weight_bytes(info)) > AUTO_EXPORT_MAX_UNET_BYTES:
+        logger.info("openvino: not exporting a %.1f GB UNet at load (auto mode); it runs on PyTorch", size / 1e9)
         return False
     # the exported text encoder takes no attention mask; such models stay on PyTorch
     return openvino_available() and not info.uses_attention_mask
