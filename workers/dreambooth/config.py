@@ -10,6 +10,8 @@ PRESET_DIR = Path(__file__).parent / "presets"
 METHODS = ("full", "lora")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 # auto: the subject reader on the bundled model's world, the held-out loss and drift elsewhere
+# adamw-8bit (adamw8bit.py): Adam's moments in 8 bits; checkpoints and optimizer memory about half
+OPTIMIZERS = ("adamw", "adamw-8bit")
 CHECKPOINT_SCORING = ("auto", "reader", "loss", "off")
 TRACKERS = ("tensorboard", "wandb")  # wandb runs offline (never the network), under the work folder
 
@@ -32,6 +34,7 @@ class FinetuneConfig:
     gradient_checkpointing: bool = False  # recompute the UNet's activations: far less memory, ~30% slower
     method: str = "full"
     lora_rank: int = 8
+    optimizer: str = "adamw"
     batch_size: int = 1  # instance pictures per step (and as many class pictures)
     accumulate_grad_batches: int = 1
     gradient_clip: float = 1.0
@@ -61,6 +64,7 @@ class FinetuneConfig:
             "resolution": self.resolution == 0 or (64 <= self.resolution <= 2048 and self.resolution % 64 == 0),
             "method": self.method in METHODS,
             "precision": self.precision in PRECISIONS,
+            "optimizer": self.optimizer in OPTIMIZERS,
             "batch_size": 1 <= self.batch_size <= 64,
             "accumulate_grad_batches": self.accumulate_grad_batches >= 1,
             "devices": self.devices >= 1,

@@ -17,6 +17,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from workers.dreambooth.adamw8bit import AdamW8bit
 from workers.dreambooth.conditioning import EmbeddingCache, encode, time_ids
 
 UNET_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -101,7 +102,7 @@ class DreamBoothModule(L.LightningModule):
         return {name for name, parameter in self.named_parameters() if parameter.requires_grad}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # The whole SD 1.5 was 3.8 GB per checkpoint; its rank-8 LoRA and optimizer state are MBs.
+        # The whole SD 1.5 was 3.8 GB per checkpoint; its rank-4 LoRA and optimizer state are MBs.
         trained = self._trained_names()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trained}
 
@@ -142,7 +143,8 @@ class DreamBoothModule(L.LightningModule):
         text_params = [p for encoder in self.text_encoders for p in encoder.parameters() if p.requires_grad]
         if text_params:
             groups.append({"params": text_params, "lr": self.config.text_encoder_learning_rate})
-        optimizer = torch.optim.AdamW(groups, weight_decay=1e-2)
+        optimizer_class = AdamW8bit if self.config.optimizer == "adamw-8bit" else torch.optim.AdamW
+        optimizer = optimizer_class(groups, weight_decay=1e-2)
         # constant after a short warm-up, as the reference scripts default to
         warmup = max(1, self.config.steps // 20)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))

@@ -48,10 +48,12 @@ def four_photos(tmp_path):
     return subject_photos(EVAL_SUBJECTS[0], 4, tmp_path / "photos")
 
 
-@pytest.mark.parametrize("method", ["lora", "full"])
-def test_a_run_killed_at_step_5_resumes_with_the_same_losses_and_weights(tiny_base, four_photos, tmp_path, method):
-    whole = losses_of(job_in(tiny_base, four_photos, tmp_path / "whole", method=method))
-    interrupted = job_in(tiny_base, four_photos, tmp_path / "interrupted", method=method)
+# the preset's 8-bit moments on both methods, and fp32 AdamW
+@pytest.mark.parametrize(("method", "optimizer"), [("lora", "adamw-8bit"), ("full", "adamw-8bit"), ("lora", "adamw")])
+def test_a_run_killed_at_step_5_resumes_with_the_same_losses_and_weights(tiny_base, four_photos, tmp_path, method,
+                                                                          optimizer):
+    whole = losses_of(job_in(tiny_base, four_photos, tmp_path / "whole", method=method, optimizer=optimizer))
+    interrupted = job_in(tiny_base, four_photos, tmp_path / "interrupted", method=method, optimizer=optimizer)
     before = losses_of(interrupted, kill_at=5)  # the last checkpoint is step 3's
     checkpoint = torch.load(interrupted.work_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["global_step"] == 3 and checkpoint["DreamBoothData"] == {"batches_done": 3}
@@ -72,6 +74,9 @@ def test_checkpoints_hold_only_what_trains(tiny_base, four_photos, tmp_path):
     assert "DreamBoothData" in checkpoint and any("RandomStates" in key for key in checkpoint["callbacks"])
     [optimizer] = checkpoint["optimizer_states"]
     assert len(optimizer["state"]) == len(checkpoint["state_dict"])  # AdamW's moments of those weights only
+    # the preset's optimizer keeps them in 8 bits
+    assert {state["exp_avg"].dtype for state in optimizer["state"].values()} == {torch.int8}
+    assert {state["exp_avg_root"].dtype for state in optimizer["state"].values()} == {torch.uint8}
     frozen = sum(f.stat().st_size for part in ("unet", "text_encoder") for f in (tiny_base / part).glob("*.safetensors"))
     assert (job.work_dir / "checkpoints" / "last.ckpt").stat().st_size < frozen / 2
 
