@@ -3,8 +3,8 @@ al., 2022, with a log-spaced code of this project's own).
 
 Why: a LoRA checkpoint holds the weights and Adam's two moments, so with fp32 moments it is 3x
 the LoRA: 67.8 MB for SDXL's rank-4 UNet LoRA. With 8-bit moments it is about 1.5x, and the
-optimizer's memory shrinks by as much. The moments are stored exactly as the optimizer uses
-them, so a resumed run is bitwise the run that was not interrupted.
+optimizer's memory shrinks by as much. Each step starts from the moments as stored, so a
+resumed run is bitwise the run that was not interrupted.
 
 Each block of 256 values keeps its absolute maximum in fp32 and every value as a code: 0, or a
 step on a geometric ladder below that maximum (sign + 7 bits for the first moment, 8 bits for
@@ -80,12 +80,10 @@ class AdamW8bit(torch.optim.Optimizer):
                 second = dequantize(state["exp_avg_root"], state["exp_avg_root_max"], ROOT_SECOND_MOMENT_CODE) ** 2
                 first.mul_(beta1).add_(gradient, alpha=1 - beta1)
                 second.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
+                root = second.sqrt()
                 state["exp_avg"], state["exp_avg_max"] = quantize(first, FIRST_MOMENT_CODE)
-                state["exp_avg_root"], state["exp_avg_root_max"] = quantize(second.sqrt(), ROOT_SECOND_MOMENT_CODE)
-                # the step uses the moments as stored, so an interrupted run resumes bitwise
-                first = dequantize(state["exp_avg"], state["exp_avg_max"], FIRST_MOMENT_CODE)[: parameter.numel()]
-                root = dequantize(state["exp_avg_root"], state["exp_avg_root_max"], ROOT_SECOND_MOMENT_CODE)
-                root = root[: parameter.numel()]
+                state["exp_avg_root"], state["exp_avg_root_max"] = quantize(root, ROOT_SECOND_MOMENT_CODE)
+                first, root = first[: parameter.numel()], root[: parameter.numel()]
                 correction1 = 1 - beta1 ** state["step"]
                 correction2 = 1 - beta2 ** state["step"]
                 denominator = root / math.sqrt(correction2) + group["eps"]

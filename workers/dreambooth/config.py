@@ -9,9 +9,9 @@ import yaml
 PRESET_DIR = Path(__file__).parent / "presets"
 METHODS = ("full", "lora")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
-# auto: the subject reader on the bundled model's world, the held-out loss and drift elsewhere
 # adamw-8bit (adamw8bit.py): Adam's moments in 8 bits; checkpoints and optimizer memory about half
 OPTIMIZERS = ("adamw", "adamw-8bit")
+# auto: the subject reader on the bundled model's world, the held-out loss and drift elsewhere
 CHECKPOINT_SCORING = ("auto", "reader", "loss", "off")
 TRACKERS = ("tensorboard", "wandb")  # wandb runs offline (never the network), under the work folder
 
