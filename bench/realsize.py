@@ -15,9 +15,10 @@ picture; the training checkpoints' size on disk (largest seen while the job runs
 deleted when it ends) and each worker's peak RSS (VmHWM).
 `figures`: load time, peak RSS, seconds per UNet step at batch 1 and 2, VAE decode, text
 encoding, on the engine's fast profile as the worker loads it.
-`precision`: one UNet step at batch 1 (the size's latents), fp32 as the baseline, against bf16
-weights, channels_last, int8 dynamic Linear (torch.ao; torchao is not installed) and
-torch.compile, interleaved in one process.
+`precision`: one UNet step at batch 1 (the size's latents), fp32 as the baseline (first and
+last, to show drift), against bf16 weights, channels_last, int8 dynamic Linear (torch.ao;
+torchao is not installed) and torch.compile, one after another in one process, each variant
+on its own freshly loaded copy.
 """
 from __future__ import annotations
 
@@ -250,7 +251,6 @@ def run_figures(model: Path, repeats: int) -> None:
 
 # --- precision ---------------------------------------------------------------------------------
 def run_precision(model: Path, repeats: int) -> None:
-    import copy
     import warnings
 
     import torch
@@ -258,10 +258,13 @@ def run_precision(model: Path, repeats: int) -> None:
 
     print(f"# bench/realsize.py precision {model}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"{machine_load()}; torch threads {torch.get_num_threads()}", flush=True)
-    base = UNet2DConditionModel.from_pretrained(model, subfolder="unet", local_files_only=True, dtype=torch.float32)
-    base.eval().requires_grad_(False)
-    side, width = base.config.sample_size, base.config.cross_attention_dim
-    latents, hidden = torch.randn(1, 4, side, side), torch.randn(1, 77, width)
+
+    def fresh() -> UNet2DConditionModel:
+        # Each variant gets its own copy, loaded when it runs and dropped after: two fp32 SDXL
+        # UNets (10.3 GB each) beside each other do not fit in this machine's memory.
+        unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet", local_files_only=True,
+                                                    dtype=torch.float32)
+        return unet.eval().requires_grad_(False)
 
     def int8(unet):
         from torch.ao.quantization import quantize_dynamic
@@ -271,26 +274,41 @@ def run_precision(model: Path, repeats: int) -> None:
             return quantize_dynamic(unet, {torch.nn.Linear}, dtype=torch.qint8)
 
     variants = {
-        "fp32 (baseline)": lambda: base,
-        "bf16 weights": lambda: copy.deepcopy(base).to(torch.bfloat16),
-        "channels_last fp32": lambda: copy.deepcopy(base).to(memory_format=torch.channels_last),
-        "bf16 + channels_last": lambda: copy.deepcopy(base).to(torch.bfloat16).to(memory_format=torch.channels_last),
-        "int8 dynamic Linear (torch.ao)": lambda: int8(copy.deepcopy(base)),
-        "torch.compile fp32": lambda: torch.compile(base),
+        "fp32 (baseline)": lambda u: u,
+        "bf16 weights": lambda u: u.to(torch.bfloat16),
+        "channels_last fp32": lambda u: u.to(memory_format=torch.channels_last),
+        "bf16 + channels_last": lambda u: u.to(torch.bfloat16).to(memory_format=torch.channels_last),
+        "int8 dynamic Linear (torch.ao)": int8,
+        "torch.compile fp32": torch.compile,
+        "fp32 (baseline, again)": lambda u: u,  # how far the machine drifted over the run
     }
+    config = fresh().config
+    side, width = config.sample_size, config.cross_attention_dim
+    latents, hidden = torch.randn(1, 4, side, side), torch.randn(1, 77, width)
+    extra: dict[str, torch.Tensor] = {}
+    if config.addition_embed_type == "text_time":  # SDXL: pooled text embedding and the six size ids
+        pooled = config.projection_class_embeddings_input_dim - 6 * config.addition_time_embed_dim
+        extra = {"text_embeds": torch.randn(1, pooled), "time_ids": torch.tensor([[side * 8.0] * 2 + [0.0] * 2
+                                                                                   + [side * 8.0] * 2])}
     results: dict[str, float] = {}
     with torch.no_grad():
         for name, make in variants.items():
-            unet = make()
-            dtype = next(unet.parameters()).dtype if name.startswith("bf16") else torch.float32
+            unet = make(fresh())
+            dtype = torch.bfloat16 if name.startswith("bf16") else torch.float32
             x, h = latents.to(dtype), hidden.to(dtype)
+            added = {k: v.to(dtype) for k, v in extra.items()} or None
+
+            def step(unet=unet, x=x, h=h, added=added):
+                return unet(x, 500, h, added_cond_kwargs=added)
+
             t0 = time.perf_counter()
-            unet(x, 500, h)  # warm-up (compile: the compilation)
+            step()  # warm-up (compile: the compilation)
             warm = time.perf_counter() - t0
-            results[name] = _median_s(lambda unet=unet, x=x, h=h: unet(x, 500, h), repeats)
+            results[name] = _median_s(step, repeats)
             print(f"{name}: {results[name]:.2f} s/step (first call {warm:.1f} s), "
-                  f"{results['fp32 (baseline)'] / results[name]:.2f}x vs fp32", flush=True)
-            del unet
+                  f"{results['fp32 (baseline)'] / results[name]:.2f}x vs fp32; peak RSS "
+                  f"{peak_rss_mb() / 1024:.2f} GB", flush=True)
+            del unet, step
 
 
 def main(argv: list[str] | None = None) -> None:
