@@ -122,7 +122,7 @@ def _start(model: Path, data: Path, config: Path | None, single_worker: bool) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEBOOTH_")}
     env.update(IMAGEBOOTH_DATA_DIR=str(data), IMAGEBOOTH_MODEL_PATH=str(model.resolve()), HF_HUB_OFFLINE="1")
     if model.is_file():
-        env["IMAGEBOOTH_MODEL_CONFIG_PATH"] = str(model.parent / (model.stem + "-configs"))
+        env["IMAGEBOOTH_MODEL_CONFIG_PATH"] = str(model.parent.resolve())  # `single_file --configs` puts them there
     if config is not None:
         env["IMAGEBOOTH_FINETUNE_CONFIG"] = str(config.resolve())
     port = free_port()
